@@ -1,0 +1,183 @@
+"""Render a planned IR graph into C sources: ``<name>.h``, ``<name>.c``, ``<name>_weights.c``.
+
+Each node becomes one ``static`` C function rendered from its kernel's Jinja2 template; the run
+function copies the inputs into the arena, calls the layers in order and copies the outputs out.
+Output is a pure function of the graph: the same model gives byte-identical files.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Dict, List
+
+import jinja2
+import numpy as np
+
+from ..compiler.registry import op_info
+from ..errors import UnsupportedError
+from ..ir import DType, Graph
+from ..passes.memory_plan import MemoryPlan
+from . import kernels as K
+
+TEMPLATE_DIRS = [os.path.join(os.path.dirname(__file__), "generic", "templates")]
+
+
+def c_literal(value, dtype: DType) -> str:
+    """An exact C literal for one element."""
+    if dtype == DType.FLOAT32 or dtype == DType.FLOAT64:
+        v = float(value)
+        suffix = "f" if dtype == DType.FLOAT32 else ""
+        if math.isnan(v):
+            return "NAN"
+        if math.isinf(v):
+            return "INFINITY" if v > 0 else "-INFINITY"
+        if dtype == DType.FLOAT32:
+            text = np.format_float_scientific(np.float32(v), unique=True, trim="0")
+        else:
+            text = repr(v)
+            if "e" not in text and "." not in text:
+                text += ".0"
+        return text + suffix
+    v = int(value)
+    if dtype == DType.INT64:
+        return "(-INT64_C(9223372036854775807) - 1)" if v == -2**63 else f"INT64_C({v})"
+    if dtype == DType.UINT64:
+        return f"UINT64_C({v})"
+    if dtype == DType.INT32 and v == -2**31:
+        return "(-2147483647 - 1)"
+    if dtype in (DType.UINT32,):
+        return f"{v}u"
+    return str(v)
+
+
+def c_array_body(values: np.ndarray, dtype: DType, per_line: int = 8) -> str:
+    flat = values.reshape(-1)
+    if flat.size == 0:
+        return "0"
+    items = [c_literal(v, dtype) for v in flat.tolist()]
+    lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+    return ",\n    ".join(lines)
+
+
+def make_env(extra_dirs: List[str] = ()) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(list(extra_dirs) + TEMPLATE_DIRS),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True, keep_trailing_newline=True)
+    env.filters["c_literal"] = c_literal
+    env.globals["DType"] = DType
+    return env
+
+
+class Identifiers:
+    """Unique, valid C identifiers for tensor names."""
+
+    def __init__(self):
+        self.by_name: Dict[str, str] = {}
+        self.used = set()
+
+    def __call__(self, name: str, prefix: str = "") -> str:
+        key = prefix + "\0" + name
+        if key in self.by_name:
+            return self.by_name[key]
+        base = prefix + re.sub(r"\W", "_", name)
+        if not re.match(r"[A-Za-z_]", base):
+            base = "t_" + base
+        ident, i = base, 1
+        while ident in self.used:
+            ident, i = f"{base}_{i}", i + 1
+        self.used.add(ident)
+        self.by_name[key] = ident
+        return ident
+
+
+@dataclass
+class EmitCtx:
+    """Shared state while rendering one model, handed to kernel functions."""
+
+    graph: Graph
+    plan: MemoryPlan
+    prefix: str
+    ids: Identifiers
+    backend_chain: List[str]
+
+    def view(self, name: str) -> K.TensorView:
+        return K.view(self.graph, name)
+
+    def const(self, name: str):
+        return self.graph.constants.get(name) if name else None
+
+
+def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
+             backend_chain: List[str] = ("generic",), extra_template_dirs=()) -> Dict[str, str]:
+    from . import generic  # noqa: F401  registers the portable kernels
+
+    env = make_env(extra_template_dirs)
+    ids = Identifiers()
+    ctx = EmitCtx(graph, plan, prefix, ids, list(backend_chain))
+    weights = []        # (symbol, ctype, numel, body)
+    weight_sym: Dict[str, str] = {}
+
+    def weight_symbol(name: str, value: np.ndarray) -> str:
+        if name not in weight_sym:
+            dtype = DType.from_numpy(value.dtype)
+            sym = ids(name, prefix=f"{prefix}_w_")
+            weight_sym[name] = sym
+            weights.append((sym, dtype.c_type, max(value.size, 1),
+                            c_array_body(value, dtype), value.size))
+        return weight_sym[name]
+
+    def pointer(name: str, ctype: str) -> str:
+        if name in graph.constants:
+            return weight_symbol(name, graph.constants[name])
+        return f"({ctype} *)({prefix}_arena + {plan.offset(name)}u)"
+
+    layers, calls = [], []
+    for idx, node in enumerate(graph.nodes):
+        if op_info(node.op).alias:
+            calls.append(f"/* {node.op} '{node.name}': {node.outputs[0]} aliases "
+                         f"{node.inputs[0]} (no code) */")
+            continue
+        fn = K.find_kernel(ctx.backend_chain, node.op)
+        if fn is None:
+            raise UnsupportedError(f"{node.origin.describe()}: no C kernel for IR op "
+                                   f"'{node.op}' on backends {', '.join(ctx.backend_chain)}")
+        k = fn(ctx, node)
+        fname = ids(f"L{idx}_{node.op.lower()}_{node.name or node.outputs[0]}", prefix="")
+        tables = {}
+        for suffix, arr in k.tables.items():
+            tname = f"{fname}_{suffix}"
+            tables[suffix] = weight_symbol("\0" + tname, arr)
+        rendered = env.get_template(k.template).render(fn=fname, node=node, tables=tables,
+                                                       **k.context)
+        shapes = ", ".join(str(graph.types[o]) for o in node.outputs if o)
+        layers.append(f"/* node {idx}: {node.op} '{node.name}' -> {shapes} */\n"
+                      + rendered.strip() + "\n")
+        args = []
+        for a in k.args:
+            ctype = graph.types[a].dtype.c_type
+            args.append(pointer(a, ctype))
+        calls.append(f"{fname}({', '.join(args)});")
+
+    io_inputs = [dict(name=n, ident=ids(n, prefix="in_"), view=ctx.view(n),
+                      offset=plan.offset(n)) for n in graph.inputs]
+    io_outputs = []
+    for n in graph.outputs:
+        entry = dict(name=n, ident=ids(n, prefix="out_"), view=ctx.view(n))
+        if n in graph.constants:
+            entry["source"] = pointer(n, graph.types[n].dtype.c_type)
+        else:
+            entry["source"] = f"{prefix}_arena + {plan.offset(n)}u"
+        io_outputs.append(entry)
+
+    common = dict(prefix=prefix, PREFIX=prefix.upper(), graph=graph, plan=plan,
+                  inputs=io_inputs, outputs=io_outputs, weights=weights,
+                  source=os.path.basename(graph.source))
+    return {
+        f"{prefix}.h": env.get_template("model.h.j2").render(**common),
+        f"{prefix}.c": env.get_template("model.c.j2").render(layers=layers, calls=calls,
+                                                             **common),
+        f"{prefix}_weights.h": env.get_template("weights.h.j2").render(**common),
+        f"{prefix}_weights.c": env.get_template("weights.c.j2").render(**common),
+    }

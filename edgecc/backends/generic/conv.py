@@ -1,0 +1,40 @@
+"""Portable C kernels for Conv and ConvTranspose (NCHW, spatial dims padded to 3-D)."""
+from __future__ import annotations
+
+from ..kernels import Kernel, kernel
+from .elementwise import activation_expr
+
+
+def spatial3(values, fill):
+    """Left-pad a per-spatial-axis tuple to 3 axes (D, H, W)."""
+    values = tuple(values)
+    return (fill,) * (3 - len(values)) + values
+
+
+def conv_context(ctx, node):
+    x, w, y = ctx.view(node.inputs[0]), ctx.view(node.inputs[1]), ctx.view(node.outputs[0])
+    bias = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else ""
+    a = node.attrs
+    nsp = len(a.kernel)
+    act = a.activation
+    expr = (activation_expr(act.kind, "acc", x.dtype, act.alpha, act.beta)
+            if act else "acc")
+    return dict(
+        x=x, w=w, y=y, b=ctx.view(bias) if bias else None,
+        N=x.shape[0], C=x.shape[1], M=y.shape[1], G=a.group,
+        IS=spatial3(x.shape[2:], 1), OS=spatial3(y.shape[2:], 1), K=spatial3(a.kernel, 1),
+        S=spatial3(a.strides, 1), D=spatial3(a.dilations, 1),
+        P=spatial3(a.pads[:nsp], 0), act=expr,
+    ), [x.name, w.name] + ([bias] if bias else []) + [y.name]
+
+
+@kernel("Conv")
+def conv(ctx, node):
+    context, args = conv_context(ctx, node)
+    return Kernel("conv.c.j2", context, args)
+
+
+@kernel("ConvTranspose")
+def conv_transpose(ctx, node):
+    context, args = conv_context(ctx, node)
+    return Kernel("conv_transpose.c.j2", context, args)

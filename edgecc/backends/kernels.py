@@ -1,0 +1,108 @@
+"""The kernel table shared by all backends: IR op -> function that prepares a C template.
+
+A kernel function receives the ``EmitCtx`` and the node, and returns a ``Kernel``: which
+template to render, its context, and the tensors passed to the generated C function in order
+(inputs first, then outputs, matching the template's parameter list).
+
+    @kernel("Relu")
+    def relu(ctx, node):
+        return Kernel("unary.c.j2", {...}, args=[node.inputs[0], node.outputs[0]])
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..ir import DType, Graph, Node, TensorType
+
+KERNELS: Dict[Tuple[str, str], Callable] = {}
+
+
+@dataclass
+class Kernel:
+    template: str
+    context: dict
+    args: List[str]
+    # Extra constant arrays the kernel needs (name suffix -> array), e.g. precomputed tables.
+    tables: Dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def kernel(*ops: str, backend: str = "generic"):
+    def register(fn):
+        for op in ops:
+            KERNELS[(backend, op)] = fn
+        return fn
+    return register
+
+
+def find_kernel(backend_chain: List[str], op: str) -> Optional[Callable]:
+    for b in backend_chain:
+        fn = KERNELS.get((b, op))
+        if fn is not None:
+            return fn
+    return None
+
+
+@dataclass(frozen=True)
+class TensorView:
+    """A tensor as a template sees it."""
+
+    name: str
+    ctype: str
+    shape: Tuple[int, ...]
+    dtype: DType
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def strides(self) -> Tuple[int, ...]:
+        out, acc = [], 1
+        for d in reversed(self.shape):
+            out.append(acc)
+            acc *= d
+        return tuple(reversed(out))
+
+
+def view(graph: Graph, name: str) -> TensorView:
+    t: TensorType = graph.types[name]
+    return TensorView(name, t.dtype.c_type, t.shape, t.dtype)
+
+
+def broadcast_strides(in_shape, out_shape) -> Tuple[int, ...]:
+    """Element strides of ``in_shape`` read along ``out_shape`` (0 where broadcast)."""
+    in_shape = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
+    strides, acc = [0] * len(out_shape), 1
+    for axis in range(len(out_shape) - 1, -1, -1):
+        strides[axis] = 0 if in_shape[axis] == 1 and out_shape[axis] != 1 else acc
+        acc *= in_shape[axis]
+    return tuple(strides)
+
+
+def collapse_loops(shape, *stride_lists):
+    """Merge adjacent loop axes whose strides are contiguous in every operand.
+
+    Returns (dims, [strides per operand]) with as few axes as possible (at least one).
+    """
+    dims = [d for d in shape]
+    strides = [list(s) for s in stride_lists]
+    keep = [i for i, d in enumerate(dims) if d != 1] or [len(dims) - 1] if dims else []
+    dims = [dims[i] for i in keep] if dims else [1]
+    strides = [[s[i] for i in keep] if s else [1] for s in strides]
+    i = len(dims) - 1
+    while i > 0:
+        if all(s[i - 1] == s[i] * dims[i] for s in strides):
+            dims[i - 1] *= dims[i]
+            for s in strides:
+                s[i - 1] = s[i]
+                del s[i]
+            del dims[i]
+        i -= 1
+    return dims, strides

@@ -1,0 +1,168 @@
+"""Lower a static ONNX model into the edgecc IR through the op registry."""
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional, Sequence
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..errors import EdgeccError, UnsupportedError
+from ..ir import DType, Graph, Node, Origin, TensorType
+from . import registry
+from .loader import DEFAULT_DOMAINS, load_static_model, model_opset, static_shapes
+
+
+class LowerCtx:
+    """What a lowering function sees: the ONNX node's context and the IR graph being built."""
+
+    def __init__(self, graph: Graph, shapes: Dict[str, tuple], label: str, opset: int):
+        self.graph = graph
+        self.shapes = shapes
+        self.label = label
+        self.opset = opset
+        self.node: Optional[onnx.NodeProto] = None
+
+    # -- reading the ONNX node ----------------------------------------------------------
+    @property
+    def origin(self) -> Origin:
+        n = self.node
+        return Origin(self.label, n.name or (n.output[0] if n.output else "?"), n.op_type,
+                      self.opset)
+
+    def error(self, message: str) -> EdgeccError:
+        return UnsupportedError(f"{self.origin.describe()}: {message}")
+
+    def attr(self, name: str, default=None):
+        for a in self.node.attribute:
+            if a.name == name:
+                return helper.get_attribute_value(a)
+        return default
+
+    def inputs(self) -> list:
+        return list(self.node.input)
+
+    def input(self, i: int) -> str:
+        return self.node.input[i] if i < len(self.node.input) else ""
+
+    def const(self, name: str) -> Optional[np.ndarray]:
+        return self.graph.constants.get(name) if name else None
+
+    def const_input(self, i: int, what: str, default=None):
+        """The value of input ``i``, which must be a compile-time constant."""
+        name = self.input(i)
+        if not name:
+            return default
+        value = self.const(name)
+        if value is None:
+            raise self.error(f"input {i} ({what}) must be a compile-time constant "
+                             "(an initializer or computable from shapes)")
+        return value
+
+    def type(self, name: str) -> TensorType:
+        if name in self.graph.types:
+            return self.graph.types[name]
+        return self.onnx_type(name)
+
+    def onnx_type(self, name: str) -> TensorType:
+        if name not in self.shapes:
+            raise self.error(f"tensor '{name}' has no static shape after shape inference "
+                             "(bind dynamic dims with --input-shape)")
+        elem, shape = self.shapes[name]
+        try:
+            dtype = DType.from_onnx(elem)
+        except KeyError as e:
+            raise self.error(f"tensor '{name}' has unsupported type {e.args[0]}") from None
+        return TensorType(dtype, shape)
+
+    # -- building the IR -----------------------------------------------------------------
+    def emit(self, op: str, inputs: Sequence[str], outputs: Sequence[str], attrs=None,
+             types: Optional[Sequence[TensorType]] = None) -> Node:
+        """Append an IR node. Output types come from onnx shape inference unless given."""
+        for idx, out in enumerate(outputs):
+            if not out:
+                continue
+            if types is not None and types[idx] is not None:
+                self.graph.types[out] = types[idx]
+            elif out not in self.graph.types:
+                self.graph.types[out] = self.onnx_type(out)
+        kwargs = {} if attrs is None else {"attrs": attrs}
+        node = Node(op, tuple(inputs), tuple(outputs), name=self.origin.node,
+                    origin=self.origin, **kwargs)
+        self.graph.nodes.append(node)
+        return node
+
+    def temp(self, base: str, ttype: TensorType) -> str:
+        name = self.graph.fresh_name(base)
+        self.graph.types[name] = ttype
+        return name
+
+    def add_constant(self, base: str, value: np.ndarray) -> str:
+        return self.graph.add_constant(self.graph.fresh_name(base), value)
+
+    def alias_output(self, src: str, out: str) -> None:
+        """Make ``out`` the same tensor as ``src`` (Identity-like lowering)."""
+        if src in self.graph.constants:
+            self.graph.add_constant(out, self.graph.constants[src])
+        else:
+            self.emit("Identity", [src], [out], types=[self.type(src)])
+
+
+def lower_model(model: onnx.ModelProto, label: str) -> Graph:
+    registry.load_all()
+    opset = model_opset(model)
+    shapes = static_shapes(model)
+    g = model.graph
+    graph = Graph(name=g.name or "model", nodes=[], inputs=[], outputs=[], types={},
+                  source=label)
+    ctx = LowerCtx(graph, shapes, label, opset)
+    for init in g.initializer:
+        try:
+            value = numpy_helper.to_array(init)
+            graph.add_constant(init.name, value)
+        except KeyError:
+            pass  # unsupported dtype: reported if a node uses it
+        except Exception as e:
+            raise EdgeccError(f"{label}: cannot read initializer '{init.name}': {e}") from None
+    for inp in g.input:
+        if inp.name in graph.constants:
+            continue
+        elem, shape = shapes[inp.name]
+        try:
+            graph.types[inp.name] = TensorType(DType.from_onnx(elem), shape)
+        except KeyError as e:
+            raise UnsupportedError(f"{label}: input '{inp.name}' has unsupported type "
+                                   f"{e.args[0]}") from None
+        graph.inputs.append(inp.name)
+    for node in g.node:
+        ctx.node = node
+        if node.domain not in DEFAULT_DOMAINS:
+            raise ctx.error(f"unsupported op domain '{node.domain}'")
+        entry = registry.LOWERINGS.get(node.op_type)
+        if entry is None:
+            raise ctx.error("unsupported op")
+        for pos in entry.const_inputs:
+            name = ctx.input(pos)
+            if name and name not in graph.constants:
+                raise ctx.error(f"input {pos} ('{name}') must be a compile-time constant")
+        for i in node.input:
+            if i and i not in graph.types and i not in graph.constants:
+                if i in {t.name for t in g.initializer}:
+                    raise ctx.error(f"initializer '{i}' has an unsupported data type")
+        entry.fn(ctx, node)
+    for out in g.output:
+        if out.name not in graph.types:
+            raise EdgeccError(f"{label}: graph output '{out.name}' has no static shape")
+        graph.outputs.append(out.name)
+    graph.remove_unused()
+    return graph
+
+
+def import_onnx(path: str, input_shapes=None, model: Optional[onnx.ModelProto] = None) -> Graph:
+    """ONNX file (or proto) -> verified IR graph."""
+    label = os.path.basename(path)
+    static = load_static_model(path, input_shapes, model=model)
+    graph = lower_model(static, label)
+    graph.verify()
+    return graph

@@ -1,0 +1,144 @@
+"""Pointwise ops: unary activations and math, Cast, Identity/Dropout, broadcasting binaries.
+
+This module is also the template op (copy it to add one): a lowering registered with
+``@lowering``, IR facts with ``ir_op`` (numpy reference for constant folding, elementwise
+for in-place planning), and a C kernel in backends/generic/elementwise.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...ir import DType, TensorType, UnaryAttrs
+from ..registry import ir_op, lowering
+
+# -- unary ---------------------------------------------------------------------------------
+
+UNARY_DEFAULTS = {
+    "Relu": {}, "Sigmoid": {}, "Tanh": {}, "Exp": {}, "Log": {}, "Sqrt": {}, "Neg": {},
+    "Abs": {}, "Erf": {}, "HardSwish": {},
+    "LeakyRelu": {"alpha": 0.01},
+    "HardSigmoid": {"alpha": 0.2, "beta": 0.5},
+    "Gelu": {"approximate": "none"},
+}
+
+for _op in list(UNARY_DEFAULTS) + ["Clip"]:
+    ir_op(_op, elementwise=True)
+
+
+@lowering(*UNARY_DEFAULTS)
+def lower_unary(ctx, node):
+    defaults = UNARY_DEFAULTS[node.op_type]
+    values = {k: ctx.attr(k, v) for k, v in defaults.items()}
+    attrs = UnaryAttrs(**{k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()})
+    x_type = ctx.type(node.input[0])
+    if node.op_type not in ("Relu", "Neg", "Abs") and not x_type.dtype.is_float:
+        raise ctx.error(f"{node.op_type} on {x_type.dtype.name.lower()} is not supported")
+    ctx.emit(node.op_type, [node.input[0]], [node.output[0]], attrs)
+
+
+@lowering("Clip", const_inputs=(1, 2))
+def lower_clip(ctx, node):
+    x_type = ctx.type(node.input[0])
+    if ctx.opset < 11:
+        lo, hi = ctx.attr("min", -np.inf), ctx.attr("max", np.inf)
+    else:
+        lo = ctx.const_input(1, "min", None)
+        hi = ctx.const_input(2, "max", None)
+        if x_type.dtype.is_float:
+            lo = -np.inf if lo is None else float(lo)
+            hi = np.inf if hi is None else float(hi)
+        else:
+            info = np.iinfo(x_type.dtype.np_dtype)
+            lo = info.min if lo is None else int(lo)
+            hi = info.max if hi is None else int(hi)
+    ctx.emit("Clip", [node.input[0]], [node.output[0]], UnaryAttrs(alpha=lo, beta=hi))
+
+
+# -- Cast, Identity, Dropout ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CastAttrs:
+    to: DType
+
+
+ir_op("Cast", elementwise=False,
+      reference=lambda n, xs: [xs[0].astype(n.attrs.to.np_dtype)])
+ir_op("Identity", reference=lambda n, xs: [xs[0]])
+
+
+@lowering("Cast")
+def lower_cast(ctx, node):
+    from onnx import TensorProto
+    to = ctx.attr("to")
+    try:
+        dtype = DType.from_onnx(to)
+    except KeyError:
+        raise ctx.error(f"Cast to {TensorProto.DataType.Name(to)} is not supported") from None
+    ctx.type(node.input[0])  # the source type must be supported too
+    ctx.emit("Cast", [node.input[0]], [node.output[0]], CastAttrs(dtype))
+
+
+@lowering("Identity")
+def lower_identity(ctx, node):
+    ctx.alias_output(node.input[0], node.output[0])
+
+
+@lowering("Dropout", const_inputs=(1, 2))
+def lower_dropout(ctx, node):
+    training = ctx.const_input(2, "training_mode", np.array(False))
+    if bool(np.asarray(training)):
+        raise ctx.error("training_mode=True is not supported (inference only)")
+    ctx.alias_output(node.input[0], node.output[0])
+    if len(node.output) > 1 and node.output[1]:
+        shape = ctx.type(node.input[0]).shape
+        ctx.graph.add_constant(node.output[1], np.ones(shape, dtype=np.bool_))
+
+
+# -- binary with broadcasting ---------------------------------------------------------------
+
+BINARY_NUMPY = {
+    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply,
+    "Div": lambda a, b: (np.trunc(a / b).astype(a.dtype) if a.dtype.kind in "iu"
+                         else np.divide(a, b)),
+    "Pow": lambda a, b: np.power(a, b).astype(a.dtype),
+    "Min": np.minimum, "Max": np.maximum,
+    "PRelu": lambda a, b: np.where(a < 0, a * b, a).astype(a.dtype),
+}
+for _op, _fn in BINARY_NUMPY.items():
+    ir_op(_op, elementwise=True, reference=lambda n, xs, fn=_fn: [np.asarray(fn(xs[0], xs[1]))])
+
+
+@lowering("Add", "Sub", "Mul", "Div", "Pow", "PRelu")
+def lower_binary(ctx, node):
+    a, b = node.input[0], node.input[1]
+    if ctx.opset < 7 and ctx.attr("broadcast", 0):
+        raise ctx.error("legacy broadcast attribute (opset < 7) is not supported")
+    ctx.emit(node.op_type, [a, b], [node.output[0]])
+
+
+@lowering("Min", "Max", "Sum", "Mean")
+def lower_variadic(ctx, node):
+    """Min/Max/Sum/Mean of N inputs -> a chain of binary ops (Mean: Sum then Div by N)."""
+    op = {"Sum": "Add", "Mean": "Add"}.get(node.op_type, node.op_type)
+    inputs = [i for i in node.input if i]
+    out = node.output[0]
+    out_type = ctx.type(out)
+    if len(inputs) == 1 and node.op_type != "Mean":
+        ctx.alias_output(inputs[0], out)
+        return
+    acc = inputs[0]
+    for k, nxt in enumerate(inputs[1:]):
+        last = k == len(inputs) - 2 and node.op_type != "Mean"
+        shape = np.broadcast_shapes(ctx.type(acc).shape, ctx.type(nxt).shape)
+        dst = out if last else ctx.temp(f"{out}_acc{k}", out_type.with_shape(shape))
+        ctx.emit(op, [acc, nxt], [dst], types=[ctx.type(dst)])
+        acc = dst
+    if node.op_type == "Mean":
+        n = ctx.add_constant(f"{out}_count", np.array(len(inputs), dtype=out_type.dtype.np_dtype))
+        ctx.emit("Div", [acc, n], [out], types=[out_type])
+
+
+def binary_output_type(a: TensorType, b: TensorType) -> TensorType:
+    return TensorType(a.dtype, tuple(np.broadcast_shapes(a.shape, b.shape)))

@@ -1,0 +1,63 @@
+"""Identity/Dropout removal and dead-code elimination.
+
+remove_identities
+    Before:  y = Identity(x); z = Relu(y)        After:  z = Relu(x)
+    An Identity whose output is a graph output renames its producer's output instead
+    (Before: y = Conv(..); out = Identity(y)   After: out = Conv(..)). It stays only where
+    a graph output must copy a graph input, a constant or another graph output.
+    (The front end lowers Dropout in inference mode to Identity.)
+
+eliminate_dead_code
+    Before:  a = Relu(x); b = Exp(x); return a    After:  a = Relu(x); return a
+    Removes nodes none of whose outputs reach a graph output; then unused constants.
+"""
+from __future__ import annotations
+
+from ..ir import Graph
+
+
+def rename_tensor(graph: Graph, old: str, new: str) -> None:
+    graph.nodes = [n.replace(inputs=tuple(new if i == old else i for i in n.inputs),
+                             outputs=tuple(new if o == old else o for o in n.outputs))
+                   for n in graph.nodes]
+    graph.types[new] = graph.types[old]
+
+
+def remove_identities(graph: Graph) -> Graph:
+    g = graph.copy()
+    changed = True
+    while changed:
+        changed = False
+        producers = g.producers()
+        for node in g.nodes:
+            if node.op != "Identity":
+                continue
+            src, dst = node.inputs[0], node.outputs[0]
+            if dst not in g.outputs:
+                g.nodes.remove(node)
+                g.nodes = [n.replace(inputs=tuple(src if i == dst else i for i in n.inputs))
+                           for n in g.nodes]
+                changed = True
+                break
+            producer = producers.get(src)
+            if (producer is not None and src not in g.outputs
+                    and g.types[src] == g.types[dst]):
+                g.nodes.remove(node)
+                rename_tensor(g, src, dst)
+                changed = True
+                break
+    g.remove_unused()
+    return g
+
+
+def eliminate_dead_code(graph: Graph) -> Graph:
+    g = graph.copy()
+    needed = set(g.outputs)
+    kept = []
+    for node in reversed(g.nodes):
+        if any(o in needed for o in node.outputs if o):
+            kept.append(node)
+            needed.update(i for i in node.inputs if i)
+    g.nodes = list(reversed(kept))
+    g.remove_unused()
+    return g

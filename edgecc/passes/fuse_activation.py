@@ -1,0 +1,46 @@
+"""Fuse a pointwise activation into the Conv, ConvTranspose, Gemm or MatMul that feeds it.
+
+Before:  t = Conv(x, W, b);  y = Relu(t)
+After:   y = Conv[activation=Relu](x, W, b)
+
+Preconditions: the producer has no activation yet; its output feeds only the activation and
+is not a graph output; the activation is one of Relu, LeakyRelu, Clip (Relu6), Sigmoid,
+HardSigmoid, HardSwish, Tanh; the element type is float.
+Math: the kernel applies the same scalar function to each accumulator before storing it, so
+results are identical to running the two ops one after the other.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from ..ir import Activation, Graph
+
+FUSABLE_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+FUSABLE_ACTIVATIONS = ("Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish",
+                       "Tanh")
+
+
+def fuse_activation(graph: Graph) -> Graph:
+    g = graph.copy()
+    changed = True
+    while changed:
+        changed = False
+        producers = g.producers()
+        for act in g.nodes:
+            if act.op not in FUSABLE_ACTIVATIONS:
+                continue
+            prod = producers.get(act.inputs[0])
+            if (prod is None or prod.op not in FUSABLE_PRODUCERS
+                    or prod.attrs.activation is not None
+                    or g.use_count(prod.outputs[0]) != 1 or prod.outputs[0] in g.outputs
+                    or not g.types[prod.outputs[0]].dtype.is_float):
+                continue
+            fused = prod.replace(
+                outputs=(act.outputs[0],),
+                attrs=dataclasses.replace(prod.attrs, activation=Activation(
+                    act.op, act.attrs.alpha, act.attrs.beta)))
+            g.nodes = [fused if n is prod else n for n in g.nodes if n is not act]
+            changed = True
+            break
+    g.remove_unused()
+    return g

@@ -1,0 +1,162 @@
+"""Static memory plan: every non-constant tensor gets an offset in one arena.
+
+Before: a graph in execution order. After (a ``MemoryPlan``, the graph is unchanged): buffer
+offsets such that two buffers whose lifetimes overlap never overlap in the arena.
+
+Buffers. Tensors are grouped into buffers first:
+  * alias ops (Reshape/Flatten/Squeeze/Unsqueeze) give their output the input's buffer;
+  * an elementwise op (same shape and dtype in and out, output i reads input i only) writes
+    in place into an input buffer whose last use is this node (exact: each element is read
+    before it is overwritten, and nothing else reads the buffer later).
+A buffer lives from the node that first writes it to the last node that reads any of its
+tensors; graph inputs from before node 0, graph outputs until after the last node.
+
+Placement is greedy-by-size, as in TFLite Micro's planner: largest buffer first, at the lowest
+offset that does not collide with an already placed buffer of overlapping lifetime. A second
+order (by first use) is also tried and the smaller arena kept.
+
+Lower bound: the largest, over nodes, of the bytes of all buffers live at that node (its inputs,
+its outputs and everything live across it). No plan can use less.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Tuple
+
+from ..compiler.registry import op_info
+from ..ir import Graph
+
+ALIGN = 16
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass
+class Buffer:
+    tensors: List[str]
+    size: int
+    start: int  # index of first node that writes it (-1: graph input)
+    end: int    # index of last node that reads it (len(nodes): graph output)
+    offset: int = -1
+
+
+@dataclass
+class MemoryPlan:
+    offsets: Dict[str, int]            # tensor -> arena offset
+    buffers: List[Buffer]
+    arena_bytes: int
+    lower_bound: int
+    live_bytes: List[int] = field(default_factory=list)  # per node
+
+    def offset(self, tensor: str) -> int:
+        return self.offsets[tensor]
+
+
+def _build_buffers(graph: Graph, allow_inplace: bool = True) -> Tuple[List[Buffer], Dict[str, int]]:
+    nodes = graph.nodes
+    end_of_graph = len(nodes)
+    buf_of: Dict[str, int] = {}
+    buffers: List[Buffer] = []
+
+    last_use: Dict[str, int] = {}
+    for idx, n in enumerate(nodes):
+        for i in n.inputs:
+            if i:
+                last_use[i] = idx
+    for o in graph.outputs:
+        last_use[o] = end_of_graph
+
+    def new_buffer(tensor: str, start: int) -> None:
+        buf_of[tensor] = len(buffers)
+        buffers.append(Buffer([tensor], _align(graph.types[tensor].nbytes), start,
+                              max(start, last_use.get(tensor, start))))
+
+    def join(tensor: str, buf: int) -> None:
+        buf_of[tensor] = buf
+        b = buffers[buf]
+        b.tensors.append(tensor)
+        b.end = max(b.end, last_use.get(tensor, b.end))
+
+    for name in graph.inputs:
+        new_buffer(name, -1)
+    for idx, n in enumerate(nodes):
+        info = op_info(n.op)
+        outs = [o for o in n.outputs if o]
+        src = n.inputs[0] if n.inputs else ""
+        if info.alias and src in buf_of and len(outs) == 1:
+            join(outs[0], buf_of[src])
+            continue
+        placed = False
+        if allow_inplace and info.elementwise and len(outs) == 1:
+            out_t = graph.types[outs[0]]
+            for i in n.inputs:
+                if not i or i not in buf_of:
+                    continue
+                b = buffers[buf_of[i]]
+                same_buf_inputs = [j for j in n.inputs if j and buf_of.get(j) == buf_of[i]]
+                if (b.end == idx and graph.types[i].shape == out_t.shape
+                        and graph.types[i].dtype.itemsize == out_t.dtype.itemsize
+                        and all(graph.types[j].shape == out_t.shape for j in same_buf_inputs)
+                        and b.size == _align(out_t.nbytes)):
+                    join(outs[0], buf_of[i])
+                    placed = True
+                    break
+        if not placed:
+            for o in outs:
+                new_buffer(o, idx)
+    return buffers, buf_of
+
+
+def _place(buffers: List[Buffer], order: List[int]) -> int:
+    placed: List[Buffer] = []
+    top = 0
+    for bi in order:
+        b = buffers[bi]
+        clashes = sorted((p for p in placed if p.start <= b.end and b.start <= p.end),
+                         key=lambda p: p.offset)
+        offset = 0
+        for p in clashes:
+            if offset + b.size <= p.offset:
+                break
+            offset = max(offset, p.offset + p.size)
+        b.offset = offset
+        placed.append(b)
+        top = max(top, offset + b.size)
+    return top
+
+
+def live_bytes_per_node(buffers: List[Buffer], n_nodes: int) -> List[int]:
+    live = [0] * max(n_nodes, 1)
+    for b in buffers:
+        for idx in range(max(b.start, 0), min(b.end, n_nodes - 1) + 1):
+            live[idx] += b.size
+    return live
+
+
+def plan_memory(graph: Graph, allow_inplace: bool = True) -> MemoryPlan:
+    buffers, buf_of = _build_buffers(graph, allow_inplace)
+    orders = [
+        sorted(range(len(buffers)), key=lambda i: (-buffers[i].size, buffers[i].start, i)),
+        sorted(range(len(buffers)), key=lambda i: (buffers[i].start, -buffers[i].size, i)),
+    ]
+    best = None
+    for order in orders:
+        top = _place(buffers, order)
+        if best is None or top < best[0]:
+            best = (top, [b.offset for b in buffers])
+    arena, offsets = best
+    for b, off in zip(buffers, offsets):
+        b.offset = off
+    live = live_bytes_per_node(buffers, len(graph.nodes))
+    bound = max(live) if graph.nodes else sum(b.size for b in buffers)
+    tensor_offsets = {t: buffers[bi].offset for t, bi in buf_of.items()}
+    return MemoryPlan(tensor_offsets, buffers, arena, bound, live)
+
+
+def greedy_by_size_arena(graph: Graph) -> int:
+    """TFLite Micro style reference: greedy by size, no in-place sharing."""
+    buffers, _ = _build_buffers(graph, allow_inplace=False)
+    return _place(buffers, sorted(range(len(buffers)),
+                                  key=lambda i: (-buffers[i].size, buffers[i].start, i)))

@@ -1,0 +1,32 @@
+"""The optimization pipeline: an explicit, ordered list of passes."""
+from __future__ import annotations
+
+from typing import Callable, List, Sequence, Tuple
+
+from ..ir import Graph
+from .cleanup import eliminate_dead_code, remove_identities
+from .constant_folding import fold_constants
+from .fold_batchnorm import fold_batchnorm
+from .fuse_activation import fuse_activation
+
+PIPELINE: List[Tuple[str, Callable[[Graph], Graph]]] = [
+    ("fold-constants", fold_constants),
+    ("remove-identities", remove_identities),
+    ("fold-batchnorm", fold_batchnorm),
+    ("fuse-activation", fuse_activation),
+    ("dead-code", eliminate_dead_code),
+]
+
+
+def run_pipeline(graph: Graph, skip: Sequence[str] = ()) -> Graph:
+    unknown = set(skip) - {name for name, _ in PIPELINE}
+    if unknown:
+        from ..errors import EdgeccError
+        raise EdgeccError(f"unknown pass(es) {', '.join(sorted(unknown))}; known: "
+                          + ", ".join(name for name, _ in PIPELINE))
+    for name, fn in PIPELINE:
+        if name in skip:
+            continue
+        graph = fn(graph)
+        graph.verify()
+    return graph

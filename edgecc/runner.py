@@ -1,0 +1,75 @@
+"""Build generated C for the host with gcc and run it on numpy inputs."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+from .errors import EdgeccError
+from .ir import Graph
+
+RUNTIME_DIR = os.path.join(os.path.dirname(__file__), "runtime_c")
+WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
+
+
+@dataclass
+class HostBuild:
+    exe: str
+    workdir: str
+    graph: Graph
+
+
+def render_harness(prefix: str, n_inputs: int, n_outputs: int) -> str:
+    from .backends.codegen import make_env
+    env = make_env([RUNTIME_DIR])
+    return env.get_template("host_main.c.j2").render(
+        prefix=prefix, PREFIX=prefix.upper(), n_inputs=n_inputs, n_outputs=n_outputs)
+
+
+def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
+               sanitize: bool = False, opt: str = "-O2", cc: str = "gcc") -> HostBuild:
+    if shutil.which(cc) is None:
+        raise EdgeccError(f"C compiler '{cc}' not found (install gcc)")
+    os.makedirs(workdir, exist_ok=True)
+    for name, text in files.items():
+        with open(os.path.join(workdir, name), "w") as f:
+            f.write(text)
+    main_c = os.path.join(workdir, f"{prefix}_main.c")
+    with open(main_c, "w") as f:
+        f.write(render_harness(prefix, len(graph.inputs), len(graph.outputs)))
+    sources = [os.path.join(workdir, n) for n in sorted(files) if n.endswith(".c")] + [main_c]
+    exe = os.path.join(workdir, f"{prefix}_host")
+    cmd = [cc, *WARNINGS, opt, *(SANITIZE if sanitize else []), "-o", exe, *sources, "-lm"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"gcc failed:\n{' '.join(cmd)}\n{proc.stderr[-4000:]}")
+    return HostBuild(exe, workdir, graph)
+
+
+def run_host(build: HostBuild, inputs: Sequence[np.ndarray], timeout: float = 300,
+             tag: str = "run") -> List[np.ndarray]:
+    g = build.graph
+    args = []
+    for k, (name, value) in enumerate(zip(g.inputs, inputs)):
+        t = g.types[name]
+        arr = np.ascontiguousarray(np.asarray(value).astype(t.dtype.np_dtype).reshape(t.shape))
+        path = os.path.join(build.workdir, f"{tag}_in{k}.bin")
+        arr.tofile(path)
+        args.append(path)
+    out_paths = [os.path.join(build.workdir, f"{tag}_out{k}.bin") for k in range(len(g.outputs))]
+    env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    proc = subprocess.run([build.exe, *args, *out_paths], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"generated program failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    outs = []
+    for name, path in zip(g.outputs, out_paths):
+        t = g.types[name]
+        outs.append(np.fromfile(path, dtype=t.dtype.np_dtype).reshape(t.shape))
+    return outs

@@ -1,0 +1,100 @@
+"""ONNX backend node tests, generated in-process from the installed onnx, compiled to C,
+built with -Wall -Wextra -Werror -pedantic under AddressSanitizer and UBSan, and run.
+
+Inputs that an op needs at compile time (shapes, axes, pads, scales: the lowering's
+``const_inputs``) are frozen into initializers from the test data, as an AOT compiler must.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgecc.compiler import registry
+from edgecc.compiler.driver import compile_model
+from edgecc.runner import build_host, run_host
+from node_ledger import LEDGER, REQUIRED_OPS
+
+
+def _collect():
+    from onnx.backend.test.case.node import collect_testcases
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {c.name: c for c in collect_testcases(None)}
+
+
+CASES = _collect()
+
+
+def _ops(case):
+    return {n.op_type for n in case.model.graph.node}
+
+
+def _params():
+    params = []
+    for name in sorted(CASES):
+        ops = _ops(CASES[name])
+        marks = []
+        if not ops <= REQUIRED_OPS:
+            marks.append(pytest.mark.skip(
+                reason="uses ops outside the required set: " + ",".join(sorted(ops - REQUIRED_OPS))))
+        elif name in LEDGER:
+            marks.append(pytest.mark.xfail(reason=LEDGER[name], strict=True))
+        params.append(pytest.param(name, marks=marks, id=name))
+    return params
+
+
+def freeze_const_inputs(model: onnx.ModelProto, inputs: dict) -> onnx.ModelProto:
+    """Turn graph inputs that feed compile-time-constant slots into initializers."""
+    registry.load_all()
+    frozen = set()
+    for node in model.graph.node:
+        entry = registry.LOWERINGS.get(node.op_type)
+        for pos in entry.const_inputs if entry else ():
+            if pos < len(node.input) and node.input[pos] in inputs:
+                frozen.add(node.input[pos])
+    if not frozen:
+        return model
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for name in sorted(frozen):
+        m.graph.initializer.append(numpy_helper.from_array(np.asarray(inputs[name]), name))
+        for vi in list(m.graph.input):
+            if vi.name == name:
+                m.graph.input.remove(vi)
+    return m
+
+
+@pytest.mark.parametrize("name", _params())
+def test_node(name, tmp_path):
+    case = CASES[name]
+    for k, (inputs, expected) in enumerate(case.data_sets):
+        in_names = [i.name for i in case.model.graph.input]
+        feed = dict(zip(in_names, inputs))
+        model = freeze_const_inputs(case.model, feed)
+        result = compile_model(f"{name}.onnx", model=model)
+        g = result.graph
+        build = build_host(result.files, g, result.prefix, str(tmp_path / f"set{k}"),
+                           sanitize=True, opt="-O1")
+        outs = run_host(build, [feed[n] for n in g.inputs])
+        out_names = [o.name for o in case.model.graph.output]
+        assert len(outs) == len(out_names)
+        for got, want, oname in zip(outs, expected, out_names):
+            want = np.asarray(want)
+            assert got.shape == want.shape, f"{oname}: shape {got.shape} != {want.shape}"
+            if want.dtype.kind in "fc":
+                np.testing.assert_allclose(got, want, rtol=case.rtol, atol=max(case.atol, 1e-6),
+                                           err_msg=oname)
+            else:
+                np.testing.assert_array_equal(got, want.astype(got.dtype), err_msg=oname)
+
+
+def test_every_registered_op_has_node_tests():
+    registry.load_all()
+    covered = set().union(*(_ops(c) for c in CASES.values()))
+    missing = sorted(set(registry.LOWERINGS) - covered)
+    assert not missing, f"registered ops without ONNX node tests: {missing}"

@@ -32,7 +32,8 @@ def render_harness(prefix: str, n_inputs: int, n_outputs: int) -> str:
 
 
 def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
-               sanitize: bool = False, opt: str = "-O2", cc: str = "gcc") -> HostBuild:
+               sanitize: bool = False, opt: str = "-O2", cc: str = "gcc",
+               trace: bool = False) -> HostBuild:
     if shutil.which(cc) is None:
         raise EdgeccError(f"C compiler '{cc}' not found (install gcc)")
     os.makedirs(workdir, exist_ok=True)
@@ -44,7 +45,8 @@ def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
         f.write(render_harness(prefix, len(graph.inputs), len(graph.outputs)))
     sources = [os.path.join(workdir, n) for n in sorted(files) if n.endswith(".c")] + [main_c]
     exe = os.path.join(workdir, f"{prefix}_host")
-    cmd = [cc, *WARNINGS, opt, *(SANITIZE if sanitize else []), "-o", exe, *sources, "-lm"]
+    cmd = [cc, *WARNINGS, opt, *(SANITIZE if sanitize else []),
+           *(["-DEDGECC_TRACE"] if trace else []), "-o", exe, *sources, "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"gcc failed:\n{' '.join(cmd)}\n{proc.stderr[-4000:]}")
@@ -52,7 +54,7 @@ def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
 
 
 def run_host(build: HostBuild, inputs: Sequence[np.ndarray], timeout: float = 300,
-             tag: str = "run") -> List[np.ndarray]:
+             tag: str = "run", trace_dir: str = "") -> List[np.ndarray]:
     g = build.graph
     args = []
     for k, (name, value) in enumerate(zip(g.inputs, inputs)):
@@ -64,6 +66,9 @@ def run_host(build: HostBuild, inputs: Sequence[np.ndarray], timeout: float = 30
     out_paths = [os.path.join(build.workdir, f"{tag}_out{k}.bin") for k in range(len(g.outputs))]
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+    if trace_dir:
+        os.makedirs(trace_dir, exist_ok=True)
+        env["EDGECC_TRACE_DIR"] = trace_dir
     proc = subprocess.run([build.exe, *args, *out_paths], capture_output=True, text=True,
                           timeout=timeout, env=env)
     if proc.returncode != 0:
@@ -73,3 +78,18 @@ def run_host(build: HostBuild, inputs: Sequence[np.ndarray], timeout: float = 30
         t = g.types[name]
         outs.append(np.fromfile(path, dtype=t.dtype.np_dtype).reshape(t.shape))
     return outs
+
+
+def read_trace(graph: Graph, trace_dir: str) -> Dict[str, np.ndarray]:
+    """Layer outputs written by a -DEDGECC_TRACE build: tensor name -> array."""
+    found: Dict[str, np.ndarray] = {}
+    index = os.path.join(trace_dir, "index.txt")
+    if not os.path.exists(index):
+        return found
+    with open(index) as f:
+        for line in f:
+            num, name = line.rstrip("\n").split(" ", 1)
+            t = graph.types[name]
+            found[name] = np.fromfile(os.path.join(trace_dir, f"{num}.bin"),
+                                      dtype=t.dtype.np_dtype).reshape(t.shape)
+    return found

@@ -52,6 +52,11 @@ def c_literal(value, dtype: DType) -> str:
     return str(v)
 
 
+def c_string(text: str) -> str:
+    """Escape text for a C string literal."""
+    return "".join(c if c.isalnum() or c in " _-.:/" else f"\\{ord(c):03o}" for c in text)
+
+
 def c_array_body(values: np.ndarray, dtype: DType, per_line: int = 8) -> str:
     flat = values.reshape(-1)
     if flat.size == 0:
@@ -159,6 +164,11 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
             ctype = graph.types[a].dtype.c_type
             args.append(pointer(a, ctype))
         calls.append(f"{fname}({', '.join(args)});")
+        for o in node.outputs:
+            if o and o not in graph.constants:
+                nbytes = graph.types[o].nbytes
+                calls.append(f'EDGECC_TRACE_TENSOR("{c_string(o)}", {prefix}_arena + '
+                             f'{plan.offset(o)}u, {nbytes}u);')
 
     io_inputs = [dict(name=n, ident=ids(n, prefix="in_"), view=ctx.view(n),
                       offset=plan.offset(n)) for n in graph.inputs]

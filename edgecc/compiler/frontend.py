@@ -23,13 +23,14 @@ class LowerCtx:
         self.label = label
         self.opset = opset
         self.node: Optional[onnx.NodeProto] = None
+        self.user_opset = opset
 
     # -- reading the ONNX node ----------------------------------------------------------
     @property
     def origin(self) -> Origin:
         n = self.node
         return Origin(self.label, n.name or (n.output[0] if n.output else "?"), n.op_type,
-                      self.opset)
+                      self.user_opset)
 
     def error(self, message: str) -> EdgeccError:
         return UnsupportedError(f"{self.origin.describe()}: {message}")
@@ -109,7 +110,9 @@ class LowerCtx:
             self.emit("Identity", [src], [out], types=[self.type(src)])
 
 
-def lower_model(model: onnx.ModelProto, label: str) -> Graph:
+def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Graph:
+    """user_opset: the opset the user's file declared (errors name it); lowering sees
+    ``model``'s opset, which the loader may have converted."""
     registry.load_all()
     opset = model_opset(model)
     shapes = static_shapes(model)
@@ -117,6 +120,7 @@ def lower_model(model: onnx.ModelProto, label: str) -> Graph:
     graph = Graph(name=g.name or "model", nodes=[], inputs=[], outputs=[], types={},
                   source=label)
     ctx = LowerCtx(graph, shapes, label, opset)
+    ctx.user_opset = user_opset or opset
     for init in g.initializer:
         try:
             value = numpy_helper.to_array(init)
@@ -162,7 +166,7 @@ def lower_model(model: onnx.ModelProto, label: str) -> Graph:
 def import_onnx(path: str, input_shapes=None, model: Optional[onnx.ModelProto] = None) -> Graph:
     """ONNX file (or proto) -> verified IR graph."""
     label = os.path.basename(path)
-    static = load_static_model(path, input_shapes, model=model)
-    graph = lower_model(static, label)
+    static, user_opset = load_static_model(path, input_shapes, model=model)
+    graph = lower_model(static, label, user_opset)
     graph.verify()
     return graph

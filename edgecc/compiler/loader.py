@@ -210,14 +210,17 @@ def _fold_once(model: onnx.ModelProto) -> bool:
 
 
 def load_static_model(path: str, input_shapes: Optional[Dict[str, tuple]] = None,
-                      model: Optional[onnx.ModelProto] = None) -> onnx.ModelProto:
-    """Read (unless ``model`` is given), check, convert and make every shape static."""
+                      model: Optional[onnx.ModelProto] = None):
+    """Read (unless ``model`` is given), check, convert and make every shape static.
+
+    Returns (static model, the opset the user's model declared)."""
     label = os.path.basename(path)
     if model is None:
         model = read_model(path)
     else:
         model = onnx.ModelProto.FromString(model.SerializeToString())
     _check(model, label)
+    user_opset = model_opset(model)
     model = _convert_opset(model)
     _bind_input_shapes(model, input_shapes or {}, label)
     # Initializers listed as graph inputs are constants for an AOT compiler.
@@ -228,4 +231,4 @@ def load_static_model(path: str, input_shapes: Optional[Dict[str, tuple]] = None
         model = _infer(model, label)
         if not _fold_once(model):
             break
-    return model
+    return model, user_opset

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,3 @@ class UnaryAttrs:
     alpha: float = 0.0
     beta: float = 0.0
     approximate: str = "none"
-
-    def activation(self, kind: str) -> Optional[Activation]:
-        return Activation(kind, self.alpha, self.beta)

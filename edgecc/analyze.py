@@ -1,0 +1,78 @@
+"""edgecc analyze: per-layer table and totals of the optimized, planned graph."""
+from __future__ import annotations
+
+import json
+from typing import Dict, List
+
+from .compiler.driver import CompileResult
+from .compiler.registry import op_info, op_macs
+
+
+def analysis(result: CompileResult) -> Dict:
+    g, plan = result.graph, result.plan
+    layers: List[Dict] = []
+    for idx, node in enumerate(g.nodes):
+        params = sum(g.types[i].numel for i in node.inputs if i and g.is_constant(i))
+        outs = [o for o in node.outputs if o]
+        act = getattr(node.attrs, "activation", None)
+        layers.append(dict(
+            index=idx, name=node.name, op=node.op + (f"+{act.kind}" if act else ""),
+            inputs=[list(g.types[i].shape) for i in node.inputs if i and not g.is_constant(i)],
+            outputs=[list(g.types[o].shape) for o in outs],
+            macs=op_macs(g, node), params=params,
+            arena_offset=plan.offset(outs[0]) if outs and outs[0] in plan.offsets else None,
+            arena_bytes=sum(g.types[o].nbytes for o in outs),
+            in_place=bool(outs and node.inputs and node.inputs[0] in plan.offsets
+                          and outs[0] in plan.offsets
+                          and plan.offset(outs[0]) == plan.offset(node.inputs[0])
+                          and not op_info(node.op).alias),
+            live_bytes=plan.live_bytes[idx] if idx < len(plan.live_bytes) else 0,
+        ))
+    flash = sum(v.nbytes for v in g.constants.values())
+    peak_idx = max(range(len(layers)), key=lambda i: layers[i]["live_bytes"]) if layers else None
+    return dict(
+        model=g.source, target=result.target,
+        inputs={n: list(g.types[n].shape) for n in g.inputs},
+        outputs={n: list(g.types[n].shape) for n in g.outputs},
+        layers=layers,
+        totals=dict(
+            layers=len(layers), macs=sum(layer["macs"] for layer in layers),
+            params=sum(int(v.size) for v in g.constants.values()),
+            weights_flash_bytes=flash, arena_bytes=plan.arena_bytes,
+            lower_bound_bytes=plan.lower_bound,
+            arena_over_lower_bound=round(plan.arena_bytes / plan.lower_bound, 4)
+            if plan.lower_bound else None,
+            peak_layer=layers[peak_idx]["name"] if peak_idx is not None else None,
+        ),
+    )
+
+
+def _shape(shapes) -> str:
+    return ",".join("x".join(map(str, s)) for s in shapes)
+
+
+def format_table(info: Dict) -> str:
+    rows = [f"{'#':>3}  {'layer':<28} {'op':<20} {'input':<16} {'output':<16} "
+            f"{'MACs':>10} {'params':>8} {'offset':>8} {'bytes':>8}"]
+    for layer in info["layers"]:
+        off = "-" if layer["arena_offset"] is None else str(layer["arena_offset"])
+        name = layer["name"][:28]
+        rows.append(f"{layer['index']:>3}  {name:<28} {layer['op'][:20]:<20} "
+                    f"{_shape(layer['inputs'])[:16]:<16} {_shape(layer['outputs'])[:16]:<16} "
+                    f"{layer['macs']:>10} {layer['params']:>8} {off:>8} "
+                    f"{layer['arena_bytes']:>8}{'  in-place' if layer['in_place'] else ''}")
+    t = info["totals"]
+    rows += [
+        "",
+        f"model: {info['model']}   target: {info['target']}   layers: {t['layers']}",
+        f"MACs: {t['macs']:,}   parameters: {t['params']:,}",
+        f"flash (weights): {t['weights_flash_bytes']:,} bytes",
+        f"arena (peak SRAM for activations): {t['arena_bytes']:,} bytes",
+        f"layer-by-layer lower bound: {t['lower_bound_bytes']:,} bytes "
+        f"(peak at '{t['peak_layer']}'); arena / bound = {t['arena_over_lower_bound']}",
+    ]
+    return "\n".join(rows)
+
+
+def to_json(info: Dict) -> str:
+    return json.dumps(info, indent=2, sort_keys=True)

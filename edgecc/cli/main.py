@@ -1,0 +1,124 @@
+"""The edgecc command line.
+
+    edgecc MODEL.onnx [--target generic] [-o OUT/]        compile to C
+    edgecc verify MODEL.onnx [--inputs F] [--per-layer]    build, run, compare with onnxruntime
+    edgecc analyze MODEL.onnx [--json]                     per-layer table and memory totals
+
+Exit codes: 0 success, 1 verification mismatch, 2 bad input (one-line error on stderr).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional
+
+from .. import __version__
+from ..compiler.driver import TARGETS
+from ..errors import EdgeccError
+
+COMMANDS = ("compile", "verify", "analyze")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, like every other user error
+        self.exit(2, f"edgecc: error: {message} (see edgecc --help)\n")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", help="the .onnx file")
+    p.add_argument("--target", default="generic", choices=sorted(TARGETS),
+                   help="code generation target (default: generic, portable C)")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
+                   help="bind a model input's dynamic dims (repeatable)")
+    p.add_argument("--name", default="model", help="C symbol prefix and file name (default: model)")
+    p.add_argument("--skip-pass", action="append", default=[], metavar="PASS",
+                   help="disable an optimization pass (for debugging)")
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    if command == "verify":
+        p = _Parser(prog="edgecc verify", description="Compile, build with gcc, run, and "
+                    "compare with onnxruntime.")
+        _common(p)
+        p.add_argument("--inputs", metavar="DIR_OR_NPZ",
+                       help=".npz/.npy file or folder of .npy / input_N.pb (default: random)")
+        p.add_argument("--per-layer", action="store_true", help="compare every layer output")
+        p.add_argument("--tol", type=float, default=1e-4,
+                       help="max error relative to max|onnxruntime output| (default 1e-4)")
+        p.add_argument("--sanitize", action="store_true", help="build with ASan and UBSan")
+    elif command == "analyze":
+        p = _Parser(prog="edgecc analyze", description="Per-layer MACs, parameters and "
+                    "arena plan; totals: flash, peak arena, layer-by-layer lower bound.")
+        _common(p)
+        p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    else:
+        p = _Parser(prog="edgecc", description="Compile an ONNX model to dependency-free C. "
+                    "Other commands: 'edgecc verify MODEL', 'edgecc analyze MODEL'.")
+        _common(p)
+        p.add_argument("-o", "--output", default="edgecc_out", metavar="OUT",
+                       help="output folder (default: edgecc_out)")
+        p.add_argument("--version", action="version", version=f"edgecc {__version__}")
+    return p
+
+
+def _shapes(args):
+    from ..compiler.loader import parse_input_shapes
+    return parse_input_shapes(args.input_shape)
+
+
+def cmd_compile(args) -> int:
+    from ..analyze import analysis
+    from ..compiler.driver import compile_model, write_files
+    result = compile_model(args.model, args.target, _shapes(args), args.name,
+                           skip_passes=args.skip_pass)
+    write_files(result.files, args.output)
+    t = analysis(result)["totals"]
+    print(f"edgecc: wrote {', '.join(sorted(result.files))} to {args.output}/ "
+          f"({t['layers']} layers, {t['macs']:,} MACs, weights {t['weights_flash_bytes']:,} B, "
+          f"arena {t['arena_bytes']:,} B)")
+    return 0
+
+
+def cmd_analyze(args) -> int:
+    from ..analyze import analysis, format_table, to_json
+    from ..compiler.driver import compile_model
+    result = compile_model(args.model, args.target, _shapes(args), args.name,
+                           skip_passes=args.skip_pass)
+    info = analysis(result)
+    print(to_json(info) if args.json else format_table(info))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from ..verify import format_report, verify
+    outputs, layers = verify(args.model, args.target, args.inputs, args.per_layer,
+                             _shapes(args), args.tol, sanitize=args.sanitize)
+    print(format_report(outputs, layers, args.tol))
+    return 0 if all(c.ok for c in outputs) else 1
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = "compile"
+    if argv and argv[0] in COMMANDS:
+        command = argv.pop(0)
+    args = build_parser(command).parse_args(argv)
+    try:
+        return {"compile": cmd_compile, "verify": cmd_verify, "analyze": cmd_analyze}[command](args)
+    except EdgeccError as e:
+        print(f"edgecc: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("edgecc: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a compiler bug: still one line, but say so
+        if os.environ.get("EDGECC_DEBUG"):
+            raise
+        print(f"edgecc: internal error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+              " (this is a bug in edgecc; set EDGECC_DEBUG=1 for a traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

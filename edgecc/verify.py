@@ -1,0 +1,181 @@
+"""edgecc verify: build the generated C, run it, and compare with onnxruntime.
+
+Tolerance (float): every element within ``tol * max|reference|`` of onnxruntime's output
+(relative to the largest magnitude in that output). Reported per output: max abs error,
+max error relative to max|ref|, cosine similarity. ``--per-layer`` repeats this for every
+layer output that also exists in the ONNX graph, using a -DEDGECC_TRACE build.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .compiler.driver import compile_model
+from .compiler.loader import read_model
+from .errors import EdgeccError
+from .ir import Graph
+from .runner import build_host, read_trace, run_host
+
+
+@dataclass
+class Comparison:
+    name: str
+    max_abs: float
+    max_rel: float
+    cosine: float
+    ok: bool
+    shape_ok: bool = True
+
+
+def compare(name: str, got: np.ndarray, want: np.ndarray, tol: float) -> Comparison:
+    if got.shape != want.shape:
+        return Comparison(name, float("inf"), float("inf"), 0.0, False, shape_ok=False)
+    g, w = got.astype(np.float64).ravel(), want.astype(np.float64).ravel()
+    if g.size == 0:
+        return Comparison(name, 0.0, 0.0, 1.0, True)
+    diff = np.abs(g - w)
+    scale = float(np.max(np.abs(w))) if w.size else 0.0
+    max_abs = float(np.max(diff))
+    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+    denom = float(np.linalg.norm(g) * np.linalg.norm(w))
+    cosine = float(np.dot(g, w) / denom) if denom > 0 else (1.0 if max_abs == 0 else 0.0)
+    if want.dtype.kind in "fc":
+        ok = bool(np.all((diff <= tol * scale) | (np.isnan(g) & np.isnan(w))))
+    else:
+        ok = max_abs == 0
+    return Comparison(name, max_abs, max_rel, cosine, ok)
+
+
+def random_inputs(graph: Graph, seed: int = 0) -> Dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    feed = {}
+    for name in graph.inputs:
+        t = graph.types[name]
+        if t.dtype.is_float:
+            feed[name] = rng.standard_normal(t.shape).astype(t.dtype.np_dtype)
+        else:
+            feed[name] = rng.integers(0, 2, size=t.shape).astype(t.dtype.np_dtype)
+    return feed
+
+
+def load_inputs(spec: Optional[str], graph: Graph, seed: int = 0) -> Dict[str, np.ndarray]:
+    """Inputs from an .npz/.npy file, a folder of .npy or .pb files, or seeded random."""
+    if not spec:
+        return random_inputs(graph, seed)
+    names = graph.inputs
+    arrays: Dict[str, np.ndarray] = {}
+    try:
+        if os.path.isdir(spec):
+            pbs = sorted(glob.glob(os.path.join(spec, "input_*.pb")))
+            if pbs:
+                for path, name in zip(pbs, names):
+                    t = onnx.TensorProto()
+                    with open(path, "rb") as f:
+                        t.ParseFromString(f.read())
+                    arrays[name] = numpy_helper.to_array(t)
+            else:
+                for name in names:
+                    path = os.path.join(spec, f"{name}.npy")
+                    if os.path.exists(path):
+                        arrays[name] = np.load(path)
+                npys = sorted(glob.glob(os.path.join(spec, "*.npy")))
+                if not arrays and len(npys) == len(names):
+                    arrays = {n: np.load(p) for n, p in zip(names, npys)}
+        elif spec.endswith(".npz"):
+            data = np.load(spec)
+            for k, name in enumerate(names):
+                key = name if name in data.files else (data.files[k] if k < len(data.files)
+                                                       else None)
+                if key is not None:
+                    arrays[name] = data[key]
+        elif spec.endswith(".npy"):
+            arrays[names[0]] = np.load(spec)
+        else:
+            raise EdgeccError(f"--inputs {spec}: expected a .npz, .npy or a folder")
+    except (OSError, ValueError) as e:
+        raise EdgeccError(f"--inputs {spec}: cannot read: {e}") from None
+    for name in names:
+        if name not in arrays:
+            raise EdgeccError(f"--inputs {spec}: no data for model input '{name}'")
+        t = graph.types[name]
+        a = arrays[name]
+        if a.size != t.numel:
+            if a.ndim == len(t.shape) + 1 and a[0].size == t.numel:
+                a = a[0]  # a batch of samples: take the first
+            else:
+                raise EdgeccError(f"--inputs {spec}: '{name}' has shape {a.shape}, the model "
+                                  f"expects {t.shape}")
+        arrays[name] = a.reshape(t.shape).astype(t.dtype.np_dtype)
+    return arrays
+
+
+def onnxruntime_run(model: onnx.ModelProto, feed: Dict[str, np.ndarray],
+                    extra_outputs: Dict[str, int] = None) -> Dict[str, np.ndarray]:
+    """Run onnxruntime (graph optimizations off); extra_outputs: name -> ONNX elem type."""
+    import onnxruntime as ort
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for name, elem in (extra_outputs or {}).items():
+        if name not in have:
+            m.graph.output.append(helper.make_tensor_value_info(name, elem, None))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    values = sess.run(names, {k: v for k, v in feed.items()})
+    return dict(zip(names, values))
+
+
+def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
+           per_layer: bool = False, input_shapes=None, tol: float = 1e-4,
+           sanitize: bool = False, workdir: Optional[str] = None):
+    """Returns (output comparisons, per-layer comparisons)."""
+    result = compile_model(path, target, input_shapes)
+    graph = result.graph
+    feed = load_inputs(inputs, graph)
+    with tempfile.TemporaryDirectory(prefix="edgecc-verify-") as tmp:
+        wd = workdir or tmp
+        build = build_host(result.files, graph, result.prefix, wd, sanitize=sanitize,
+                           trace=per_layer)
+        trace_dir = os.path.join(wd, "trace") if per_layer else ""
+        outs = run_host(build, [feed[n] for n in graph.inputs], trace_dir=trace_dir)
+        traced = read_trace(graph, trace_dir) if per_layer else {}
+    model = read_model(path)
+    onnx_names = {o for n in model.graph.node for o in n.output}
+    layer_names = [n for n in traced if n in onnx_names and n not in graph.outputs]
+    try:
+        ref = onnxruntime_run(model, feed, {n: graph.types[n].dtype.onnx_type
+                                            for n in layer_names})
+    except Exception as e:
+        raise EdgeccError(f"{os.path.basename(path)}: onnxruntime cannot run the model: "
+                          f"{str(e).splitlines()[0]}") from None
+    outputs = [compare(n, got, ref[n], tol) for n, got in zip(graph.outputs, outs)]
+    layers = [compare(n, traced[n], ref[n], tol) for n in layer_names if n in ref]
+    return outputs, layers
+
+
+def format_report(outputs: List[Comparison], layers: List[Comparison], tol: float) -> str:
+    head = f"{'tensor':<40} {'max abs err':>12} {'max rel err':>12} {'cosine':>10}  status"
+    lines = []
+    if layers:
+        lines += ["per layer (each edgecc layer vs onnxruntime, same input):", head]
+        lines += [_row(c) for c in layers]
+        lines.append("")
+    lines += [f"outputs (tolerance: |edgecc - ort| <= {tol:g} * max|ort|):", head]
+    lines += [_row(c) for c in outputs]
+    ok = all(c.ok for c in outputs)
+    lines.append("verify: PASS" if ok else "verify: FAIL")
+    return "\n".join(lines)
+
+
+def _row(c: Comparison) -> str:
+    status = "ok" if c.ok else ("SHAPE MISMATCH" if not c.shape_ok else "MISMATCH")
+    return f"{c.name[:40]:<40} {c.max_abs:>12.3e} {c.max_rel:>12.3e} {c.cosine:>10.6f}  {status}"

@@ -49,14 +49,26 @@ def _params():
 
 
 def freeze_const_inputs(model: onnx.ModelProto, inputs: dict) -> onnx.ModelProto:
-    """Turn graph inputs that feed compile-time-constant slots into initializers."""
+    """Turn graph inputs that feed compile-time-constant slots (directly or through other
+    nodes) into initializers."""
     registry.load_all()
-    frozen = set()
+    need = set()
     for node in model.graph.node:
         entry = registry.LOWERINGS.get(node.op_type)
         for pos in entry.const_inputs if entry else ():
-            if pos < len(node.input) and node.input[pos] in inputs:
-                frozen.add(node.input[pos])
+            if pos < len(node.input) and node.input[pos]:
+                need.add(node.input[pos])
+    producer = {o: n for n in model.graph.node for o in n.output}
+    changed = True
+    while changed:
+        changed = False
+        for t in list(need):
+            n = producer.get(t)
+            ins = set() if n is None or n.op_type in ("Shape", "Size") else set(n.input) - {""}
+            if not ins <= need:
+                need |= ins
+                changed = True
+    frozen = need & set(inputs)
     if not frozen:
         return model
     m = onnx.ModelProto()

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..compiler.registry import op_info
 from ..errors import UnsupportedError
-from ..ir import DType, Graph
+from ..ir import DType, Graph, IRError
 from ..passes.memory_plan import MemoryPlan
 from . import kernels as K
 
@@ -141,6 +141,9 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
     layers, calls = [], []
     for idx, node in enumerate(graph.nodes):
         if op_info(node.op).alias:
+            if plan.offsets.get(node.inputs[0]) != plan.offsets.get(node.outputs[0]):
+                raise IRError(f"alias node '{node.name}' ({node.op}) does not share its input's "
+                              "buffer (a constant input must be folded first)")
             calls.append(f"/* {node.op} '{node.name}': {node.outputs[0]} aliases "
                          f"{node.inputs[0]} (no code) */")
             continue
@@ -181,7 +184,9 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
             entry["source"] = f"{prefix}_arena + {plan.offset(n)}u"
         io_outputs.append(entry)
 
-    common = dict(prefix=prefix, PREFIX=prefix.upper(), graph=graph, plan=plan,
+    uses_arena = bool(io_inputs) or any(f"{prefix}_arena" in c for c in calls) or any(
+        "source" in o and f"{prefix}_arena" in o["source"] for o in io_outputs)
+    common = dict(uses_arena=uses_arena, prefix=prefix, PREFIX=prefix.upper(), graph=graph, plan=plan,
                   inputs=io_inputs, outputs=io_outputs, weights=weights,
                   source=os.path.basename(graph.source))
     return {

@@ -111,7 +111,7 @@ def _bind_input_shapes(model: onnx.ModelProto, shapes: Dict[str, tuple], label: 
             raise EdgeccError(f"{label}: input '{inp.name}' has no shape; "
                               f"give it with --input-shape {inp.name}=D0,D1,...")
         for d in tt.shape.dim:
-            if not d.HasField("dim_value") or d.dim_value <= 0:
+            if not d.HasField("dim_value") or d.dim_value < 0:
                 sym = d.dim_param or "?"
                 raise EdgeccError(f"{label}: input '{inp.name}' has a dynamic dim '{sym}'; "
                                   f"bind it with --input-shape {inp.name}=D0,D1,...")

@@ -87,7 +87,8 @@ class Graph:
                      dict(self.types), dict(self.constants), self.source)
 
     def add_constant(self, name: str, value: np.ndarray) -> str:
-        value = np.ascontiguousarray(value)
+        value = np.asarray(value)
+        value = np.ascontiguousarray(value).reshape(value.shape)  # keeps 0-d arrays 0-d
         self.constants[name] = value
         self.types[name] = TensorType(DType.from_numpy(value.dtype), tuple(value.shape))
         return name

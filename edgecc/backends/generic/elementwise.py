@@ -1,4 +1,9 @@
-"""Portable C kernels for pointwise ops (see compiler/lowering/elementwise.py)."""
+"""Portable C kernels for pointwise ops (see compiler/lowering/elementwise.py).
+
+Integer arithmetic that can overflow (Add, Sub, Mul, Neg, Abs, PRelu) is done in the unsigned
+type of the same width and converted back, so it wraps like onnxruntime instead of being
+undefined behaviour in C. Float -> integer conversions saturate (NaN -> 0).
+"""
 from __future__ import annotations
 
 from ...ir import DType
@@ -11,19 +16,81 @@ def _fn(dtype: DType, name: str) -> str:
     return name + ("f" if dtype == DType.FLOAT32 else "")
 
 
+def unsigned_ctype(dtype: DType) -> str:
+    """The unsigned C type integer arithmetic of ``dtype`` wraps in (never narrower than int)."""
+    return "uint64_t" if dtype.itemsize == 8 else "uint32_t"
+
+
+def wrap(op: str, a: str, b: str, dtype: DType) -> str:
+    """``a op b`` for integers, computed modulo 2^bits (no signed overflow)."""
+    u = unsigned_ctype(dtype)
+    return f"({dtype.c_type})(({u}){a} {op} ({u}){b})"
+
+
+def int_limits(dtype: DType):
+    import numpy as np
+    info = np.iinfo(dtype.np_dtype)
+    return int(info.min), int(info.max)
+
+
+def saturate_expr(v: str, src: DType, dst: DType) -> str:
+    """C expression converting float variable ``v`` (type ``src``) to integer type ``dst``.
+
+    Out-of-range values clamp to the type's limits and NaN gives 0: a plain C cast would be
+    undefined behaviour there. The bounds are powers of two, exact in float and double.
+    """
+    lo, hi = int_limits(dst)
+    flo = lambda x: c_literal(float(x), src)  # noqa: E731
+    t = dst.c_type
+    if lo == 0:
+        return (f"(!({v} > {flo(-1)}) ? ({t})0 : ({v} >= {flo(hi + 1)} ? {c_literal(hi, dst)} "
+                f": ({t})({v})))")
+    return (f"({v} != {v} ? ({t})0 : ({v} <= {flo(lo)} ? {c_literal(lo, dst)} : "
+            f"({v} >= {flo(hi + 1)} ? {c_literal(hi, dst)} : ({t})({v}))))")
+
+
+def clip_expr(v: str, dtype: DType, lo, hi) -> str:
+    """min(max(v, lo), hi); a bound that cannot clip (infinite, or the type's limit) is left
+    out. When lo > hi every element becomes hi, as the ONNX spec says."""
+    if dtype.is_float:
+        has_lo = lo is not None and float(lo) != float("-inf")
+        has_hi = hi is not None and float(hi) != float("inf")
+    else:
+        tmin, tmax = int_limits(dtype)
+        has_lo = lo is not None and int(lo) > tmin
+        has_hi = hi is not None and int(hi) < tmax
+    out = v
+    if has_lo:
+        lit = c_literal(lo, dtype)
+        out = f"({v} < {lit} ? {lit} : {v})"
+    if has_hi:
+        lit = c_literal(hi, dtype)
+        out = f"({out} > {lit} ? {lit} : {out})"
+    return out
+
+
 def activation_expr(kind: str, v: str, dtype: DType, alpha=0.0, beta=0.0,
                     approximate: str = "none") -> str:
     """C expression of activation ``kind`` applied to the expression ``v``."""
     lit = lambda x: c_literal(x, dtype)  # noqa: E731
     one, zero, half = lit(1.0), lit(0.0), lit(0.5)
     f = lambda name: _fn(dtype, name)  # noqa: E731
-    if kind == "Relu":
-        return f"({v} > 0 ? {v} : 0)"
-    if kind == "LeakyRelu":
-        return f"({v} >= 0 ? {v} : {v} * {lit(alpha)})"
     if kind == "Clip":
-        lo, hi = lit(alpha), lit(beta)
-        return f"({v} < {lo} ? {lo} : ({v} > {hi} ? {hi} : {v}))"
+        return clip_expr(v, dtype, alpha, beta)
+    if not dtype.is_float:
+        u = unsigned_ctype(dtype)
+        neg = f"({dtype.c_type})(({u})0 - ({u}){v})"
+        if kind == "Relu":
+            return f"({v} > 0 ? {v} : 0)" if dtype.is_signed else v
+        if kind == "Neg":
+            return neg
+        if kind == "Abs":
+            return f"({v} < 0 ? {neg} : {v})" if dtype.is_signed else v
+        raise KeyError(kind)
+    if kind == "Relu":
+        return f"({v} > {zero} ? {v} : {zero})"
+    if kind == "LeakyRelu":
+        return f"({v} >= {zero} ? {v} : {v} * {lit(alpha)})"
     if kind == "Sigmoid":
         return f"({one} / ({one} + {f('exp')}(-{v})))"
     if kind == "HardSigmoid":
@@ -32,20 +99,12 @@ def activation_expr(kind: str, v: str, dtype: DType, alpha=0.0, beta=0.0,
     if kind == "HardSwish":
         t = f"({v} / {lit(6.0)} + {half})"
         return f"({v} * ({t} < {zero} ? {zero} : ({t} > {one} ? {one} : {t})))"
-    if kind == "Tanh":
-        return f"{f('tanh')}({v})"
-    if kind == "Exp":
-        return f"{f('exp')}({v})"
-    if kind == "Log":
-        return f"{f('log')}({v})"
-    if kind == "Sqrt":
-        return f"{f('sqrt')}({v})"
-    if kind == "Erf":
-        return f"{f('erf')}({v})"
+    if kind in ("Tanh", "Exp", "Log", "Sqrt", "Erf"):
+        return f"{f(kind.lower())}({v})"
     if kind == "Neg":
         return f"(-{v})"
     if kind == "Abs":
-        return f"({v} < 0 ? -{v} : {v})"
+        return f"{f('fabs')}({v})"
     if kind == "Gelu":
         if approximate == "tanh":
             inner = f"{lit(0.7978845608028654)} * ({v} + {lit(0.044715)} * {v} * {v} * {v})"
@@ -63,16 +122,18 @@ def unary(ctx, node):
     return Kernel("unary.c.j2", dict(x=x, y=y, expr=expr), [x.name, y.name])
 
 
+def cast_expr(v: str, src: DType, dst: DType) -> str:
+    if dst == DType.BOOL:
+        return f"(uint8_t)({v} != 0)"
+    if src.is_float and not dst.is_float:
+        return saturate_expr(v, src, dst)
+    return f"({dst.c_type})({v})"
+
+
 @kernel("Cast")
 def cast(ctx, node):
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
-    if y.dtype == DType.BOOL:
-        expr = "(uint8_t)(v != 0)"
-    elif x.dtype.is_float and not y.dtype.is_float:
-        # Out-of-range float -> int is undefined in C; saturate like onnxruntime's casts do.
-        expr = f"({y.ctype})(v)"
-    else:
-        expr = f"({y.ctype})(v)"
+    expr = cast_expr("v", x.dtype, y.dtype)
     return Kernel("unary.c.j2", dict(x=x, y=y, expr=expr), [x.name, y.name])
 
 
@@ -82,25 +143,48 @@ def identity(ctx, node):
     return Kernel("unary.c.j2", dict(x=x, y=y, expr="v"), [x.name, y.name])
 
 
-def binary_expr(op: str, a: str, b: str, dtype: DType, out_dtype: DType) -> str:
-    if op == "Add":
-        return f"{a} + {b}"
-    if op == "Sub":
-        return f"{a} - {b}"
-    if op == "Mul":
-        return f"{a} * {b}"
-    if op == "Div":
-        return f"{a} / {b}"
-    if op == "Min":
-        return f"({a} < {b} ? {a} : {b})"
-    if op == "Max":
-        return f"({a} > {b} ? {a} : {b})"
-    if op == "PRelu":
-        return f"({a} < 0 ? {a} * {b} : {a})"
+def binary_expr(op: str, a: str, b: str, dtype: DType, out_dtype: DType, b_dtype=None):
+    """(statements, expression) computing ``a op b``; statements may declare temporaries."""
+    b_dtype = b_dtype or dtype
+    t = dtype.c_type
     if op == "Pow":
-        if dtype == DType.FLOAT32:
-            return f"({out_dtype.c_type})powf({a}, (float){b})"
-        return f"({out_dtype.c_type})pow((double){a}, (double){b})"
+        if dtype.is_float:
+            return [], f"{_fn(dtype, 'pow')}({a}, ({t}){b})"
+        if b_dtype.is_float:
+            # integer base, float exponent: compute in double, convert back saturating
+            return ([f"const double p = pow((double){a}, (double){b});"],
+                    saturate_expr("p", DType.FLOAT64, out_dtype))
+        # integer ** integer: exact square-and-multiply, wrapping like numpy; a negative
+        # exponent gives the truncated real result (0, 1 or -1)
+        return ([f"const int64_t e = (int64_t){b};",
+                 f"const double q = e < 0 ? pow((double){a}, (double)e) : 0.0;",
+                 f"uint64_t p = 1, base = (uint64_t){a}, k;",
+                 "for (k = e > 0 ? (uint64_t)e : 0u; k > 0; k >>= 1) {",
+                 "    if (k & 1u) p *= base;",
+                 "    base *= base;",
+                 "}"],
+                f"(e >= 0 ? ({t})p : {saturate_expr('q', DType.FLOAT64, out_dtype)})")
+    if op in ("Min", "Max"):
+        cmp = "<" if op == "Min" else ">"
+        nan = f" || {a} != {a}" if dtype.is_float else ""
+        return [], f"(({a} {cmp} {b}{nan}) ? {a} : {b})"
+    if dtype.is_float:
+        if op == "PRelu":
+            return [], f"({a} < 0 ? {a} * {b} : {a})"
+        sym = {"Add": "+", "Sub": "-", "Mul": "*", "Div": "/"}[op]
+        return [], f"{a} {sym} {b}"
+    if op in ("Add", "Sub", "Mul"):
+        return [], wrap({"Add": "+", "Sub": "-", "Mul": "*"}[op], a, b, dtype)
+    if op == "PRelu":
+        return [], f"({a} < 0 ? {wrap('*', a, b, dtype)} : {a})" if dtype.is_signed else a
+    if op == "Div":
+        # C and ONNX both truncate; division by zero (undefined in C) gives 0, and
+        # INT_MIN / -1 (overflow) wraps.
+        if dtype.is_signed and dtype.itemsize >= 4:
+            u = unsigned_ctype(dtype)
+            return [], (f"({b} == 0 ? ({t})0 : ({b} == -1 ? ({t})(({u})0 - ({u}){a}) "
+                        f": ({t})({a} / {b})))")
+        return [], f"({b} == 0 ? ({t})0 : ({t})({a} / {b}))"
     raise KeyError(op)
 
 
@@ -110,6 +194,6 @@ def binary(ctx, node):
     y = ctx.view(node.outputs[0])
     dims, (sa, sb, sy) = collapse_loops(y.shape, broadcast_strides(a.shape, y.shape),
                                         broadcast_strides(b.shape, y.shape), y.strides)
-    expr = binary_expr(node.op, "va", "vb", a.dtype, y.dtype)
+    pre, expr = binary_expr(node.op, "va", "vb", a.dtype, y.dtype, b.dtype)
     return Kernel("binary.c.j2", dict(a=a, b=b, y=y, dims=dims, sa=sa, sb=sb, sy=sy,
-                                      expr=expr), [a.name, b.name, y.name])
+                                      pre=pre, expr=expr), [a.name, b.name, y.name])

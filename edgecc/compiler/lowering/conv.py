@@ -82,6 +82,36 @@ def lower_conv(ctx, node):
     ctx.emit("Conv", list(node.input[:3]), [node.output[0]], attrs)
 
 
+def _transpose_pads(ctx, in_sp, out_sp, kernel, strides, dilations, out_pad):
+    """Begin/end pads of a ConvTranspose (ONNX spec, as onnxruntime applies it).
+
+    The full (unpadded) output along an axis has
+        full = S * (in - 1) + output_padding + (K - 1) * D + 1
+    elements; output element o is full element o + pad_begin. With explicit ``pads`` the
+    output has full - pad_begin - pad_end elements. When ``output_shape`` is given (it wins
+    over ``pads``) or auto_pad is SAME_*, the total pad is full - out, split in half with the
+    odd element at the end for SAME_UPPER and at the beginning otherwise. A negative total
+    (output larger than full) pads nothing: the extra elements at the end get only the bias.
+    """
+    nsp = len(kernel)
+    mode = ctx.attr("auto_pad", b"NOTSET")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    explicit = ctx.attr("pads", None)
+    if ctx.attr("output_shape", None) is None and mode not in ("SAME_UPPER", "SAME_LOWER"):
+        pads = tuple(int(p) for p in (explicit if explicit is not None else [0] * 2 * nsp))
+        if len(pads) != 2 * nsp:
+            raise ctx.error(f"pads has {len(pads)} values, expected {2 * nsp}")
+        return pads
+    begin, end = [], []
+    for i in range(nsp):
+        full = (strides[i] * (in_sp[i] - 1) + out_pad[i] + (kernel[i] - 1) * dilations[i] + 1)
+        total = max(0, full - out_sp[i])
+        b = total // 2 if mode == "SAME_UPPER" else total - total // 2
+        begin.append(b)
+        end.append(total - b)
+    return tuple(begin + end)
+
+
 @lowering("ConvTranspose")
 def lower_conv_transpose(ctx, node):
     x_t = ctx.type(node.input[0])
@@ -94,20 +124,7 @@ def lower_conv_transpose(ctx, node):
     strides = tuple(ctx.attr("strides", [1] * nsp))
     dilations = tuple(ctx.attr("dilations", [1] * nsp))
     out_pad = tuple(ctx.attr("output_padding", [0] * nsp))
-    mode = ctx.attr("auto_pad", b"NOTSET").decode()
-    explicit = ctx.attr("pads", None)
-    if explicit is not None and mode == "NOTSET":
-        pads = tuple(int(p) for p in explicit)
-    else:
-        # total padding implied by the inferred output shape (covers output_shape and SAME_*)
-        begin, end = [], []
-        for i in range(nsp):
-            full = (strides[i] * (x_t.shape[2 + i] - 1) + out_pad[i]
-                    + (kernel[i] - 1) * dilations[i] + 1)
-            total = max(0, full - y_t.shape[2 + i])
-            b = total // 2 if mode == "SAME_UPPER" else total - total // 2
-            begin.append(b)
-            end.append(total - b)
-        pads = tuple(begin + end)
+    pads = _transpose_pads(ctx, x_t.shape[2:], y_t.shape[2:], kernel, strides, dilations,
+                           out_pad)
     attrs = ConvTransposeAttrs(kernel, strides, pads, dilations, int(ctx.attr("group", 1)))
     ctx.emit("ConvTranspose", list(node.input[:3]), [node.output[0]], attrs)

@@ -38,21 +38,31 @@ def lower_unary(ctx, node):
     ctx.emit(node.op_type, [node.input[0]], [node.output[0]], attrs)
 
 
+def _scalar(value):
+    """A compile-time scalar input (shape [] or [1]) as a Python number, or None."""
+    if value is None:
+        return None
+    flat = np.asarray(value).reshape(-1)
+    return None if flat.size == 0 else flat[0].item()
+
+
 @lowering("Clip", const_inputs=(1, 2))
 def lower_clip(ctx, node):
+    """Clip -> Clip[alpha=min, beta=max]; a missing bound is -inf/+inf (the type's limit for
+    integers), so the backend can drop comparisons that never clip."""
     x_type = ctx.type(node.input[0])
     if ctx.opset < 11:
-        lo, hi = ctx.attr("min", -np.inf), ctx.attr("max", np.inf)
+        lo, hi = ctx.attr("min", None), ctx.attr("max", None)
     else:
-        lo = ctx.const_input(1, "min", None)
-        hi = ctx.const_input(2, "max", None)
-        if x_type.dtype.is_float:
-            lo = -np.inf if lo is None else float(lo)
-            hi = np.inf if hi is None else float(hi)
-        else:
-            info = np.iinfo(x_type.dtype.np_dtype)
-            lo = info.min if lo is None else int(lo)
-            hi = info.max if hi is None else int(hi)
+        lo = _scalar(ctx.const_input(1, "min", None))
+        hi = _scalar(ctx.const_input(2, "max", None))
+    if x_type.dtype.is_float:
+        lo = -np.inf if lo is None else float(lo)
+        hi = np.inf if hi is None else float(hi)
+    else:
+        info = np.iinfo(x_type.dtype.np_dtype)
+        lo = int(info.min) if lo is None else int(lo)
+        hi = int(info.max) if hi is None else int(hi)
     ctx.emit("Clip", [node.input[0]], [node.output[0]], UnaryAttrs(alpha=lo, beta=hi))
 
 
@@ -87,9 +97,13 @@ def lower_identity(ctx, node):
 
 @lowering("Dropout", const_inputs=(1, 2))
 def lower_dropout(ctx, node):
-    training = ctx.const_input(2, "training_mode", np.array(False))
-    if bool(np.asarray(training)):
-        raise ctx.error("training_mode=True is not supported (inference only)")
+    """Inference Dropout is the identity and its mask all True. In training mode only
+    ratio=0 is deterministic (and the same); other ratios need random numbers."""
+    training = _scalar(ctx.const_input(2, "training_mode", None))
+    ratio = _scalar(ctx.const_input(1, "ratio", None))
+    if training and (ratio is None or float(ratio) != 0.0):
+        raise ctx.error("training_mode=True with ratio != 0 is not supported "
+                        "(random dropout; inference only)")
     ctx.alias_output(node.input[0], node.output[0])
     if len(node.output) > 1 and node.output[1]:
         shape = ctx.type(node.input[0]).shape

@@ -1,0 +1,66 @@
+"""Portable C kernels for ReduceSum, ReduceMean, ReduceMax (see compiler/lowering/reduce.py).
+
+The input's axes split into kept axes (walked in output order) and reduced axes; each group
+is collapsed to as few loops as its strides allow, so a reduction over the last axes becomes
+one outer and one inner loop.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...compiler.lowering.reduce import lowest_value
+from ...ir import DType
+from ..codegen import c_literal
+from ..kernels import Kernel, collapse_loops, kernel
+
+
+def _index(names, strides) -> str:
+    """C expression sum(name * stride), without the "* 1"s."""
+    return " + ".join(n if s == 1 else f"{n} * {s}" for n, s in zip(names, strides))
+
+
+def _loops(dims, strides):
+    """(dims, strides) of one axis group, collapsed; a group of no axes is one loop of 1."""
+    dims, (strides,) = collapse_loops(list(dims), list(strides))
+    return list(zip(dims, strides))
+
+
+@kernel("ReduceSum", "ReduceMean", "ReduceMax")
+def reduce(ctx, node):
+    x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
+    axes = node.attrs.axes
+    kept = [a for a in range(x.rank) if a not in axes]
+    kept_dims = [x.shape[a] for a in kept]
+    out_strides, acc = [], 1
+    for d in reversed(kept_dims):
+        out_strides.insert(0, acc)
+        acc *= d
+    outer_dims, (in_strides, out_strides) = collapse_loops(
+        kept_dims, [x.strides[a] for a in kept], out_strides)
+    inner = _loops([x.shape[a] for a in axes], [x.strides[a] for a in axes])
+    count = int(np.prod([x.shape[a] for a in axes]))
+    dt = x.dtype
+    # integer sums accumulate in 64 bits (wrapping to the output type like numpy at the end)
+    acc_t = dt.c_type if dt.is_float or dt == DType.BOOL else (
+        "int64_t" if dt.is_signed else "uint64_t")
+    result = f"({dt.c_type})acc" if acc_t != dt.c_type else "acc"
+    if node.op == "ReduceMax":
+        init = c_literal(lowest_value(dt.np_dtype), dt)
+        step = "if (v > acc || v != v) acc = v;" if dt.is_float else "if (v > acc) acc = v;"
+    else:
+        init, step = "0", "acc += v;"
+        if node.op == "ReduceMean":
+            if count == 0:
+                result = "NAN" if dt.is_float else "0"
+            else:
+                result = f"acc / ({acc_t}){count}"
+    ov = [f"o{i}" for i in range(len(outer_dims))]
+    iv = [f"r{i}" for i in range(len(inner))]
+    return Kernel("reduce.c.j2",
+                  dict(x=x, y=y, outer_vars=ov, inner_vars=iv,
+                       outer_loops=list(zip(ov, outer_dims)),
+                       inner_loops=list(zip(iv, [d for d, _ in inner])),
+                       base=_index(ov, in_strides), out_index=_index(ov, out_strides),
+                       in_index=_index(iv, [s for _, s in inner]),
+                       acc_t=acc_t, init=init, step=step, result=result),
+                  [x.name, y.name])

@@ -1,0 +1,337 @@
+"""Unit tests of the static memory planner (passes/memory_plan.py).
+
+Checked on tiny ONNX models: in-place elementwise chains, Reshape aliasing, that no two tensors
+needed at the same time share bytes (an independent tensor-level check, plus the pairwise check
+over the planner's buffers), the lower bound (also against a hand-computed number), and that the
+plan is no worse than the TFLite-Micro-style greedy-by-size reference. A few plans are also
+compiled, built with sanitizers and run against onnxruntime.
+"""
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from edgecc.compiler.driver import compile_model
+from edgecc.compiler.frontend import import_onnx
+from edgecc.compiler.registry import op_info
+from edgecc.ir import Graph, op_sequence
+from edgecc.passes.memory_plan import ALIGN, greedy_by_size_arena, plan_memory
+from edgecc.passes.pipeline import run_pipeline
+from edgecc.runner import build_host, run_host
+
+F32 = TensorProto.FLOAT
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+def make_model(nodes, inputs, outputs, inits=None, opset=17):
+    graph = helper.make_graph(
+        nodes, "plan",
+        [helper.make_tensor_value_info(n, F32, s) for n, s in inputs],
+        [helper.make_tensor_value_info(n, F32, s) for n, s in outputs],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
+                              ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def aligned(nbytes):
+    return (nbytes + ALIGN - 1) // ALIGN * ALIGN
+
+
+# -- models ------------------------------------------------------------------------------------
+
+def chain_model():
+    """x -> Relu -> Sigmoid -> Tanh -> Neg -> Abs -> y, all [1, 8, 4, 4] (512 bytes)."""
+    ops = ["Relu", "Sigmoid", "Tanh", "Neg", "Abs"]
+    names = ["x", "t0", "t1", "t2", "t3", "y"]
+    nodes = [helper.make_node(op, [names[k]], [names[k + 1]]) for k, op in enumerate(ops)]
+    return make_model(nodes, [("x", [1, 8, 4, 4])], [("y", [1, 8, 4, 4])])
+
+
+def reshape_model():
+    """x -> Relu -> a -> Reshape -> b -> Sigmoid -> c -> Flatten -> d -> Exp -> y."""
+    nodes = [helper.make_node("Relu", ["x"], ["a"]),
+             helper.make_node("Reshape", ["a", "shape"], ["b"]),
+             helper.make_node("Sigmoid", ["b"], ["c"]),
+             helper.make_node("Flatten", ["c"], ["d"], axis=1),
+             helper.make_node("Exp", ["d"], ["y"])]
+    return make_model(nodes, [("x", [1, 2, 3, 4])], [("y", [1, 24])],
+                      {"shape": np.array([1, 6, 4], np.int64)})
+
+
+def branchy_model():
+    """A residual block, a three-way branch and a side output (b)."""
+    rng = np.random.default_rng(0)
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], pads=[1, 1, 1, 1]),     # [1,8,6,6]
+        helper.make_node("Relu", ["a"], ["b"]),
+        helper.make_node("Conv", ["b", "w2"], ["c"]),                          # [1,4,6,6]
+        helper.make_node("Add", ["c", "x"], ["d"]),                            # residual
+        helper.make_node("Relu", ["d"], ["e"]),
+        helper.make_node("Conv", ["e", "w3"], ["f"], pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["e"], ["s"]),
+        helper.make_node("Mul", ["f", "s"], ["g"]),
+        helper.make_node("MaxPool", ["e"], ["p"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Add", ["g", "p"], ["h"]),
+        helper.make_node("AveragePool", ["h"], ["q"], kernel_shape=[2, 2], strides=[2, 2]),
+    ]
+    inits = {"w1": rand(rng, 8, 4, 3, 3), "w2": rand(rng, 4, 8, 1, 1),
+             "w3": rand(rng, 4, 4, 3, 3)}
+    return make_model(nodes, [("x", [1, 4, 6, 6])], [("q", [1, 4, 3, 3]), ("b", [1, 8, 6, 6])],
+                      inits)
+
+
+def not_inplace_model():
+    """a = Relu(x); b = Sigmoid(a); y = Add(a, b): Sigmoid must not overwrite a."""
+    nodes = [helper.make_node("Relu", ["x"], ["a"]),
+             helper.make_node("Sigmoid", ["a"], ["b"]),
+             helper.make_node("Add", ["a", "b"], ["y"])]
+    return make_model(nodes, [("x", [2, 8])], [("y", [2, 8])])
+
+
+def broadcast_model():
+    """y = Add(u, v) with u [1, 8] broadcast against v [4, 8]: may reuse v's buffer only."""
+    nodes = [helper.make_node("Relu", ["x1"], ["u"]),
+             helper.make_node("Relu", ["x2"], ["v"]),
+             helper.make_node("Add", ["u", "v"], ["y"])]
+    return make_model(nodes, [("x1", [1, 8]), ("x2", [4, 8])], [("y", [4, 8])])
+
+
+def input_is_output_model():
+    """x is also a graph output: Relu must not write into it."""
+    return make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [2, 8])],
+                      [("y", [2, 8]), ("x", [2, 8])])
+
+
+def residual_gemm_model():
+    """The graph of test_lower_bound_hand_computed."""
+    rng = np.random.default_rng(1)
+    nodes = [helper.make_node("Gemm", ["x", "w1"], ["a"]),      # [1, 9]: 36 -> 48 bytes
+             helper.make_node("Relu", ["a"], ["b"]),            # in place
+             helper.make_node("Gemm", ["b", "w2"], ["c"]),      # [1, 5]: 20 -> 32 bytes
+             helper.make_node("Add", ["c", "x"], ["y"])]        # in place into c
+    return make_model(nodes, [("x", [1, 5])], [("y", [1, 5])],
+                      {"w1": rand(rng, 5, 9), "w2": rand(rng, 9, 5)})
+
+
+MODELS = {
+    "chain": chain_model, "reshape": reshape_model, "branchy": branchy_model,
+    "not_inplace": not_inplace_model, "broadcast": broadcast_model,
+    "input_is_output": input_is_output_model, "residual_gemm": residual_gemm_model,
+}
+
+
+def imported(name, optimize=False) -> Graph:
+    g = import_onnx(f"{name}.onnx", model=MODELS[name]())
+    return run_pipeline(g) if optimize else g
+
+
+# -- an independent check of a plan ----------------------------------------------------------
+
+def check_plan(graph: Graph, plan) -> None:
+    """No tensor is overwritten while something still needs it.
+
+    Works on tensors, not on the planner's buffers: for each node that writes memory, its
+    output's bytes must not overlap any other tensor still needed after the node (read later, or
+    a graph output, through any alias), nor another output of the node; it may overlap one of
+    the node's own inputs only as an exact in-place update by an elementwise op."""
+    n = len(graph.nodes)
+    tensors = list(graph.inputs) + [o for nd in graph.nodes for o in nd.outputs if o]
+    assert set(plan.offsets) == set(tensors)
+    size = {t: graph.types[t].nbytes for t in tensors}
+    for t in tensors:
+        assert plan.offsets[t] % ALIGN == 0
+        assert 0 <= plan.offsets[t] and plan.offsets[t] + size[t] <= plan.arena_bytes
+
+    root = {t: t for t in graph.inputs}
+    defined = {t: -1 for t in graph.inputs}
+    for idx, nd in enumerate(graph.nodes):
+        alias = op_info(nd.op).alias
+        for o in nd.outputs:
+            if o:
+                root[o] = root[nd.inputs[0]] if alias else o
+                defined[o] = idx
+                if alias:
+                    assert plan.offsets[o] == plan.offsets[nd.inputs[0]]
+    group_end = {}
+    for idx, nd in enumerate(graph.nodes):
+        for i in nd.inputs:
+            if i in root:
+                group_end[root[i]] = max(group_end.get(root[i], -1), idx)
+    for o in graph.outputs:
+        if o in root:
+            group_end[root[o]] = n
+
+    def overlap(a, b):
+        oa, ob = plan.offsets[a], plan.offsets[b]
+        return oa < ob + size[b] and ob < oa + size[a]
+
+    for idx, nd in enumerate(graph.nodes):
+        if op_info(nd.op).alias:
+            continue
+        read_roots = {root[i] for i in nd.inputs if i in root}
+        for o in (o for o in nd.outputs if o):
+            for t in tensors:
+                if t == o or defined[t] > idx or not overlap(o, t):
+                    continue
+                where = f"node {idx} ({nd.op}) writes '{o}' over '{t}'"
+                assert t not in nd.outputs, where
+                assert group_end.get(root[t], -1) <= idx, where + ", still needed later"
+                if root[t] in read_roots:  # an in-place update of its own input
+                    out_t = graph.types[o]
+                    assert op_info(nd.op).elementwise, where
+                    assert plan.offsets[t] == plan.offsets[o] and size[t] == size[o], where
+                    group_inputs = [i for i in nd.inputs if i in root and root[i] == root[t]]
+                    assert all(graph.types[i].shape == out_t.shape for i in group_inputs), where
+
+
+def check_buffers_pairwise(plan) -> None:
+    bufs = plan.buffers
+    for i in range(len(bufs)):
+        for j in range(i + 1, len(bufs)):
+            a, b = bufs[i], bufs[j]
+            if a.start <= b.end and b.start <= a.end:
+                assert (a.offset + a.size <= b.offset or b.offset + b.size <= a.offset), (
+                    f"buffers {a.tensors} and {b.tensors} are live together and overlap")
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+def test_elementwise_chain_runs_in_place():
+    g = imported("chain")
+    assert op_sequence(g) == ["Relu", "Sigmoid", "Tanh", "Neg", "Abs"]
+    plan = plan_memory(g)
+    assert plan.arena_bytes == aligned(512) == 512
+    assert len(plan.buffers) == 1
+    assert set(plan.offsets.values()) == {0}
+    assert plan.lower_bound == 512
+    check_plan(g, plan)
+    # without in-place updates two buffers alternate
+    assert plan_memory(g, allow_inplace=False).arena_bytes == 1024
+    assert greedy_by_size_arena(g) == 1024
+
+
+def test_reshape_aliases_its_input():
+    g = imported("reshape")
+    assert op_sequence(g) == ["Relu", "Reshape", "Sigmoid", "Reshape", "Exp"]
+    plan = plan_memory(g)
+    assert plan.offset("b") == plan.offset("a")
+    assert plan.offset("d") == plan.offset("c")
+    assert plan.arena_bytes == aligned(24 * 4) == 96  # everything in place in one buffer
+    check_plan(g, plan)
+    # an alias is never a buffer of its own, with or without in-place updates
+    no_inplace = plan_memory(g, allow_inplace=False)
+    assert no_inplace.offset("b") == no_inplace.offset("a")
+    assert len(no_inplace.buffers) == 4  # x, a(=b), c(=d), y
+    check_plan(g, no_inplace)
+
+
+def test_elementwise_input_needed_later_is_not_overwritten():
+    g = imported("not_inplace")
+    plan = plan_memory(g)
+    assert plan.offset("b") != plan.offset("a")
+    assert plan.offset("a") == plan.offset("x")   # Relu updates the input in place
+    assert plan.offset("y") == plan.offset("a")   # a's last reader is the Add
+    check_plan(g, plan)
+
+
+def test_broadcast_operand_is_not_reused():
+    g = imported("broadcast")
+    plan = plan_memory(g)
+    assert plan.offset("y") == plan.offset("v")
+    check_plan(g, plan)
+
+
+def test_graph_input_that_is_an_output_is_kept():
+    g = imported("input_is_output")
+    plan = plan_memory(g)
+    assert plan.offset("y") != plan.offset("x")
+    assert plan.arena_bytes == 128
+    check_plan(g, plan)
+
+
+@pytest.mark.parametrize("optimize", [False, True], ids=["imported", "optimized"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_live_tensors_never_overlap(name, optimize):
+    g = imported(name, optimize)
+    for allow_inplace in (True, False):
+        plan = plan_memory(g, allow_inplace=allow_inplace)
+        check_buffers_pairwise(plan)
+        check_plan(g, plan)
+
+
+@pytest.mark.parametrize("optimize", [False, True], ids=["imported", "optimized"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_arena_between_lower_bound_and_greedy(name, optimize):
+    g = imported(name, optimize)
+    plan = plan_memory(g)
+    assert plan.lower_bound <= plan.arena_bytes <= greedy_by_size_arena(g)
+    assert len(plan.live_bytes) == len(g.nodes)
+    assert max(plan.live_bytes) == plan.lower_bound
+    # the bound is the planner's own: it counts every buffer live at a node
+    for idx in range(len(g.nodes)):
+        live = sum(b.size for b in plan.buffers if max(b.start, 0) <= idx <= b.end)
+        assert plan.live_bytes[idx] == live
+
+
+def test_branchy_graph_shares_memory():
+    g = imported("branchy")
+    plan = plan_memory(g)
+    sizes = sum(b.size for b in plan.buffers)
+    assert plan.arena_bytes < sizes          # something is reused
+    # e is read by three branches (Conv, Sigmoid, MaxPool): none of them may overwrite it
+    for t in ("f", "s", "p"):
+        assert plan.offset(t) != plan.offset("e")
+    # b is a graph output: it stays intact until the end
+    b = next(buf for buf in plan.buffers if "b" in buf.tensors)
+    assert b.end == len(g.nodes)
+
+
+def test_lower_bound_hand_computed():
+    """x [1,5] (20 -> 32 B), a = b [1,9] (36 -> 48 B, Relu in place), c = y [1,5] (32 B).
+
+    node 0 Gemm(x):  x + a        = 32 + 48      = 80
+    node 1 Relu(a):  x + a        = 32 + 48      = 80
+    node 2 Gemm(b):  x + a + c    = 32 + 48 + 32 = 112
+    node 3 Add(c,x): x + c        = 32 + 32      = 64
+    """
+    g = imported("residual_gemm")
+    assert op_sequence(g) == ["Gemm", "Relu", "Gemm", "Add"]
+    plan = plan_memory(g)
+    assert [sorted(b.tensors) for b in plan.buffers] == [["x"], ["a", "b"], ["c", "y"]]
+    assert plan.live_bytes == [80, 80, 112, 64]
+    assert plan.lower_bound == 112
+    assert plan.arena_bytes == 112
+    # greedy by size without in-place: a and b are separate 48-byte buffers
+    assert greedy_by_size_arena(g) == 128
+    check_plan(g, plan)
+
+
+def test_plan_is_deterministic():
+    g = imported("branchy", optimize=True)
+    a, b = plan_memory(g), plan_memory(g)
+    assert a.offsets == b.offsets and a.arena_bytes == b.arena_bytes
+
+
+@pytest.mark.parametrize("name", ["chain", "reshape", "branchy", "not_inplace", "broadcast",
+                                  "input_is_output", "residual_gemm"])
+def test_planned_code_matches_onnxruntime(name, tmp_path):
+    """A wrong plan (a tensor overwritten while live) shows up as a wrong output."""
+    model = MODELS[name]()
+    rng = np.random.default_rng(2)
+    inputs = [rand(rng, *[d.dim_value for d in i.type.tensor_type.shape.dim])
+              for i in model.graph.input]
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    refs = sess.run(None, {i.name: v for i, v in zip(model.graph.input, inputs)})
+    result = compile_model(f"{name}.onnx", model=model, prefix=name)
+    check_plan(result.graph, result.plan)
+    build = build_host(result.files, result.graph, result.prefix, str(tmp_path), sanitize=True,
+                       opt="-O1")
+    for out, ref in zip(run_host(build, inputs), refs):
+        tol = 1e-5 * max(float(np.abs(ref).max()), 1e-3)
+        assert np.abs(out - ref).max() <= tol

@@ -506,15 +506,23 @@ def test_fuse_activation(producer, kind, tmp_path):
     assert op_sequence(without) == [producer, kind]
 
 
-def test_fuse_activation_conv_transpose():
+@pytest.mark.parametrize("clip_min", [0.0, None], ids=["relu6", "max_only"])
+def test_fuse_activation_conv_transpose_clip(clip_min, tmp_path):
     rng = np.random.default_rng(9)
+    inits = {"w": rand(rng, 2, 2, 3, 3), "hi": np.float32(1.5)}
+    if clip_min is not None:
+        inits["lo"] = np.float32(clip_min)
     model = make_model([helper.make_node("ConvTranspose", ["x", "w"], ["t"], group=2),
-                        helper.make_node("Clip", ["t", "lo", "hi"], ["y"])],
-                       [("x", [1, 2, 3, 3])], [("y", [1, 4, 5, 5])],
-                       {"w": rand(rng, 2, 2, 3, 3), "lo": np.float32(0), "hi": np.float32(6)})
+                        helper.make_node("Clip", ["t", "lo" if clip_min is not None else "",
+                                                  "hi"], ["y"])],
+                       [("x", [1, 2, 3, 3])], [("y", [1, 4, 5, 5])], inits)
     out = apply_pass(fuse_activation, import_onnx("fuse_ct.onnx", model=model))
     assert op_sequence(out) == ["ConvTranspose"]
-    assert out.nodes[0].attrs.activation == Activation("Clip", 0.0, 6.0)
+    lo = -np.inf if clip_min is None else clip_min
+    assert out.nodes[0].attrs.activation == Activation("Clip", lo, 1.5)
+    with_pass, without = check_outputs(model, "fuse_ct", "fuse-activation", tmp_path)
+    assert op_sequence(with_pass) == ["ConvTranspose"]
+    assert op_sequence(without) == ["ConvTranspose", "Clip"]
 
 
 def test_fuse_after_fold_full_pipeline():

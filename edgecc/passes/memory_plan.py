@@ -13,10 +13,13 @@ tensors; graph inputs from before node 0, graph outputs until after the last nod
 
 Placement is greedy-by-size, as in TFLite Micro's planner: largest buffer first, at the lowest
 offset that does not collide with an already placed buffer of overlapping lifetime. A second
-order (by first use) is also tried and the smaller arena kept.
+order (by first use) is also tried, and both orders on the buffers without in-place merging;
+the smallest arena is kept, so the plan is never worse than ``greedy_by_size_arena``.
 
 Lower bound: the largest, over nodes, of the bytes of all buffers live at that node (its inputs,
-its outputs and everything live across it). No plan can use less.
+its outputs and everything live across it), with in-place merging. No plan can use less.
+``live_bytes`` and ``lower_bound`` always count the merged buffers, also in the rare case that
+the unmerged ``buffers`` place better.
 """
 from __future__ import annotations
 
@@ -135,24 +138,33 @@ def live_bytes_per_node(buffers: List[Buffer], n_nodes: int) -> List[int]:
     return live
 
 
-def plan_memory(graph: Graph, allow_inplace: bool = True) -> MemoryPlan:
-    buffers, buf_of = _build_buffers(graph, allow_inplace)
-    orders = [
+def _orders(buffers: List[Buffer]) -> List[List[int]]:
+    return [
         sorted(range(len(buffers)), key=lambda i: (-buffers[i].size, buffers[i].start, i)),
         sorted(range(len(buffers)), key=lambda i: (buffers[i].start, -buffers[i].size, i)),
     ]
-    best = None
-    for order in orders:
-        top = _place(buffers, order)
-        if best is None or top < best[0]:
-            best = (top, [b.offset for b in buffers])
-    arena, offsets = best
-    for b, off in zip(buffers, offsets):
-        b.offset = off
+
+
+def plan_memory(graph: Graph, allow_inplace: bool = True) -> MemoryPlan:
+    buffers, buf_of = _build_buffers(graph, allow_inplace)
     live = live_bytes_per_node(buffers, len(graph.nodes))
     bound = max(live) if graph.nodes else sum(b.size for b in buffers)
-    tensor_offsets = {t: buffers[bi].offset for t, bi in buf_of.items()}
-    return MemoryPlan(tensor_offsets, buffers, arena, bound, live)
+    candidates = [(buffers, buf_of)]
+    if allow_inplace:
+        # In-place merging changes lifetimes, and greedy placement is a heuristic: on a few
+        # graphs the merged buffers place worse than plain greedy-by-size. Keep the better.
+        candidates.append(_build_buffers(graph, allow_inplace=False))
+    best = None
+    for bufs, groups in candidates:
+        for order in _orders(bufs):
+            top = _place(bufs, order)
+            if best is None or top < best[0]:
+                best = (top, bufs, groups, [b.offset for b in bufs])
+    arena, bufs, groups, offsets = best
+    for b, off in zip(bufs, offsets):
+        b.offset = off
+    tensor_offsets = {t: bufs[bi].offset for t, bi in groups.items()}
+    return MemoryPlan(tensor_offsets, bufs, arena, bound, live)
 
 
 def greedy_by_size_arena(graph: Graph) -> int:

@@ -41,7 +41,7 @@ def reduce(ctx, node):
     count = int(np.prod([x.shape[a] for a in axes]))
     dt = x.dtype
     # integer sums accumulate in 64 bits (wrapping to the output type like numpy at the end)
-    acc_t = dt.c_type if dt.is_float or dt == DType.BOOL else (
+    acc_t = dt.c_type if dt.is_float or dt == DType.BOOL or node.op == "ReduceMax" else (
         "int64_t" if dt.is_signed else "uint64_t")
     result = f"({dt.c_type})acc" if acc_t != dt.c_type else "acc"
     if node.op == "ReduceMax":

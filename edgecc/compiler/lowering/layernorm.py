@@ -37,7 +37,7 @@ def _reference(node, xs):
 ir_op("LayerNormalization", elementwise=False, reference=_reference)
 
 
-def _param(ctx, node, i, norm_shape, what):
+def _param(ctx, i, norm_shape, what):
     """Input i (Scale or B) as a name the kernel can index: full normalized size or one value."""
     name = ctx.input(i)
     if not name:
@@ -70,8 +70,8 @@ def lower_layernorm(ctx, node):
     if axis < 0:
         axis += rank
     norm_shape = x_t.shape[axis:]
-    scale = _param(ctx, node, 1, norm_shape, "Scale")
-    bias = _param(ctx, node, 2, norm_shape, "B")
+    scale = _param(ctx, 1, norm_shape, "Scale")
+    bias = _param(ctx, 2, norm_shape, "B")
     outputs = [node.output[k] if k < len(node.output) else "" for k in range(3)]
     ctx.emit("LayerNormalization", [node.input[0], scale, bias], outputs,
              LayerNormAttrs(axis, float(ctx.attr("epsilon", 1e-5))))

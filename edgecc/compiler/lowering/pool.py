@@ -67,6 +67,8 @@ def lower_pool(ctx, node):
     x_t = ctx.type(node.input[0])
     y_t = ctx.type(node.output[0])
     nsp = _check_input(ctx, x_t, node.op_type)
+    if ctx.attr("kernel_shape") is None:
+        raise ctx.error("kernel_shape is required")
     kernel = tuple(int(k) for k in ctx.attr("kernel_shape"))
     strides = tuple(int(s) for s in ctx.attr("strides", [1] * nsp))
     dilations = tuple(int(d) for d in ctx.attr("dilations", [1] * nsp))

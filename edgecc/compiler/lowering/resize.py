@@ -120,18 +120,13 @@ def axis_taps(a: ResizeAttrs, axis: int, n_in: int) -> Optional[AxisTaps]:
         index = np.clip(_nearest_choice(a, axis, x), 0, n_in - 1)[:, None]
         return AxisTaps(index, np.ones(index.shape), outside)
     floor = np.floor(x)
-    ratio = np.where(x == floor, 1.0, x - floor)
+    # left: the input index just left of x (x itself counts as right), ratio: x - left
+    left = np.ceil(x).astype(np.int64) - 1
+    ratio = x - left
     weight = np.stack([_coeffs(a, float(r), a.scales[axis]) for r in ratio])
-    n = weight.shape[1]
-    # The n input indices nearest to x, ties to the smaller one (onnx's reference).
-    pad = (n + 1) // 2
-    p = np.floor(x + pad)
-    frac = x + pad - p
-    if n % 2 == 0:
-        first = np.where(frac == 0, -(n // 2), -(n // 2) + 1)
-    else:
-        first = np.where(frac <= 0.5, -((n - 1) // 2), -((n - 1) // 2) + 1)
-    index = (p + first - pad).astype(np.int64)[:, None] + np.arange(n)[None, :]
+    n = weight.shape[1]  # even: n/2 taps on each side of x
+    first = left - n // 2 + 1
+    index = first[:, None] + np.arange(n)[None, :]
     if a.exclude_outside:
         weight = np.where((index < 0) | (index >= n_in), 0.0, weight)
         total = weight.sum(axis=1, keepdims=True)
@@ -179,20 +174,25 @@ def lower_resize(ctx, node):
     x_t = ctx.type(node.input[0])
     y_t = ctx.type(node.output[0])
     rank = x_t.rank
-    if ctx.opset < 11:
+    if ctx.opset < 11:  # Resize-10: (X, scales)
         roi, scales, sizes = None, _const_vector(ctx, 1, "scales"), None
-        coord, nearest = "asymmetric", "simple"
     else:
         roi = _const_vector(ctx, 1, "roi")
         scales = _const_vector(ctx, 2, "scales")
         sizes = _const_vector(ctx, 3, "sizes")
-        coord = _text(ctx.attr("coordinate_transformation_mode"), "half_pixel")
-        nearest = _text(ctx.attr("nearest_mode"), "round_prefer_floor")
+    coord = _text(ctx.attr("coordinate_transformation_mode"), "half_pixel")
+    nearest = _text(ctx.attr("nearest_mode"), "round_prefer_floor")
+    if min(ctx.opset, getattr(ctx, "user_opset", ctx.opset)) < 11:
+        # Resize-10 (also after onnx's version converter, which keeps the opset-10 attributes
+        # and so silently changes the meaning) maps coordinates as asymmetric, and rounds
+        # nearest like Upsample: truncate when upsampling, ceil when downsampling
+        # (onnxruntime's behaviour).
+        coord, nearest = "asymmetric", "simple"
     mode = _text(ctx.attr("mode"), "nearest")
     if mode not in ("nearest", "linear", "cubic"):
         raise ctx.error(f"Resize mode '{mode}' is not supported")
-    if not (x_t.dtype.is_float or mode == "nearest" or x_t.dtype != DType.BOOL):
-        raise ctx.error(f"Resize on {x_t.dtype.name.lower()} is not supported")
+    if x_t.dtype == DType.BOOL and mode != "nearest":
+        raise ctx.error(f"Resize mode '{mode}' on bool is not supported")
     axes = [int(v) % rank for v in ctx.attr("axes", range(rank))]
     if len(set(axes)) != len(axes):
         raise ctx.error(f"axes {axes} repeat an axis")

@@ -32,6 +32,7 @@ class Comparison:
     cosine: float
     ok: bool
     shape_ok: bool = True
+    samples: int = 1
 
 
 def compare(name: str, got: np.ndarray, want: np.ndarray, tol: float) -> Comparison:
@@ -53,6 +54,15 @@ def compare(name: str, got: np.ndarray, want: np.ndarray, tol: float) -> Compari
     return Comparison(name, max_abs, max_rel, cosine, ok)
 
 
+def compare_samples(name: str, gots: List[np.ndarray], refs: List[np.ndarray],
+                    tol: float) -> Comparison:
+    """Compare sample by sample; report the worst sample's figures."""
+    cs = [compare(name, g, r, tol) for g, r in zip(gots, refs)]
+    return Comparison(name, max(c.max_abs for c in cs), max(c.max_rel for c in cs),
+                      min(c.cosine for c in cs), all(c.ok for c in cs),
+                      all(c.shape_ok for c in cs), len(cs))
+
+
 def random_inputs(graph: Graph, seed: int = 0) -> Dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     feed = {}
@@ -65,10 +75,11 @@ def random_inputs(graph: Graph, seed: int = 0) -> Dict[str, np.ndarray]:
     return feed
 
 
-def load_inputs(spec: Optional[str], graph: Graph, seed: int = 0) -> Dict[str, np.ndarray]:
-    """Inputs from an .npz/.npy file, a folder of .npy or .pb files, or seeded random."""
+def load_inputs(spec: Optional[str], graph: Graph, seed: int = 0) -> List[Dict[str, np.ndarray]]:
+    """Samples (input name -> array) from an .npz/.npy file (one sample, or a batch of them
+    along a new leading axis), a folder of .npy or input_N.pb files, or one seeded random."""
     if not spec:
-        return random_inputs(graph, seed)
+        return [random_inputs(graph, seed)]
     names = graph.inputs
     arrays: Dict[str, np.ndarray] = {}
     try:
@@ -101,19 +112,25 @@ def load_inputs(spec: Optional[str], graph: Graph, seed: int = 0) -> Dict[str, n
             raise EdgeccError(f"--inputs {spec}: expected a .npz, .npy or a folder")
     except (OSError, ValueError) as e:
         raise EdgeccError(f"--inputs {spec}: cannot read: {e}") from None
+    samples = None
     for name in names:
         if name not in arrays:
             raise EdgeccError(f"--inputs {spec}: no data for model input '{name}'")
         t = graph.types[name]
-        a = arrays[name]
-        if a.size != t.numel:
-            if a.ndim == len(t.shape) + 1 and a[0].size == t.numel:
-                a = a[0]  # a batch of samples: take the first
-            else:
-                raise EdgeccError(f"--inputs {spec}: '{name}' has shape {a.shape}, the model "
-                                  f"expects {t.shape}")
-        arrays[name] = a.reshape(t.shape).astype(t.dtype.np_dtype)
-    return arrays
+        a = np.asarray(arrays[name])
+        if a.dtype.kind != t.dtype.np_dtype.kind and not (a.dtype.kind in "iu" and
+                                                          t.dtype.np_dtype.kind in "iu"):
+            raise EdgeccError(f"--inputs {spec}: '{name}' is {a.dtype}, the model expects "
+                              f"{t.dtype.np_dtype}")
+        if t.numel == 0 or a.size % max(t.numel, 1) or a.size == 0:
+            raise EdgeccError(f"--inputs {spec}: '{name}' has shape {a.shape}, the model "
+                              f"expects {t.shape} (or a batch of them)")
+        count = a.size // t.numel
+        if samples is not None and count != samples:
+            raise EdgeccError(f"--inputs {spec}: inputs hold different numbers of samples")
+        samples = count
+        arrays[name] = a.reshape((count,) + t.shape).astype(t.dtype.np_dtype)
+    return [{n: arrays[n][k] for n in names} for k in range(samples or 1)] if names else [{}]
 
 
 def onnxruntime_run(model: onnx.ModelProto, feed: Dict[str, np.ndarray],
@@ -137,28 +154,36 @@ def onnxruntime_run(model: onnx.ModelProto, feed: Dict[str, np.ndarray],
 def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
            per_layer: bool = False, input_shapes=None, tol: float = 1e-4,
            sanitize: bool = False, workdir: Optional[str] = None):
-    """Returns (output comparisons, per-layer comparisons)."""
+    """Returns (output comparisons over all samples, per-layer comparisons on the first)."""
     result = compile_model(path, target, input_shapes)
     graph = result.graph
-    feed = load_inputs(inputs, graph)
+    samples = load_inputs(inputs, graph)
+    model = read_model(path)
+    onnx_names = {o for n in model.graph.node for o in n.output}
+    got_all, traced = [], {}
     with tempfile.TemporaryDirectory(prefix="edgecc-verify-") as tmp:
         wd = workdir or tmp
         build = build_host(result.files, graph, result.prefix, wd, sanitize=sanitize,
                            trace=per_layer)
-        trace_dir = os.path.join(wd, "trace") if per_layer else ""
-        outs = run_host(build, [feed[n] for n in graph.inputs], trace_dir=trace_dir)
-        traced = read_trace(graph, trace_dir) if per_layer else {}
-    model = read_model(path)
-    onnx_names = {o for n in model.graph.node for o in n.output}
+        for k, feed in enumerate(samples):
+            trace_dir = os.path.join(wd, "trace") if per_layer and k == 0 else ""
+            got_all.append(run_host(build, [feed[n] for n in graph.inputs], tag=f"s{k}",
+                                    trace_dir=trace_dir))
+            if trace_dir:
+                traced = read_trace(graph, trace_dir)
     layer_names = [n for n in traced if n in onnx_names and n not in graph.outputs]
-    try:
-        ref = onnxruntime_run(model, feed, {n: graph.types[n].dtype.onnx_type
-                                            for n in layer_names})
-    except Exception as e:
-        raise EdgeccError(f"{os.path.basename(path)}: onnxruntime cannot run the model: "
-                          f"{str(e).splitlines()[0]}") from None
-    outputs = [compare(n, got, ref[n], tol) for n, got in zip(graph.outputs, outs)]
-    layers = [compare(n, traced[n], ref[n], tol) for n in layer_names if n in ref]
+    ref_all = []
+    for k, feed in enumerate(samples):
+        extra = {n: graph.types[n].dtype.onnx_type for n in layer_names} if k == 0 else {}
+        try:
+            ref_all.append(onnxruntime_run(model, feed, extra))
+        except Exception as e:
+            raise EdgeccError(f"{os.path.basename(path)}: onnxruntime cannot run the model: "
+                              f"{str(e).splitlines()[0]}") from None
+    outputs = [compare_samples(n, [got[i] for got in got_all], [r[n] for r in ref_all], tol)
+               for i, n in enumerate(graph.outputs)]
+    layers = [compare(n, traced[n], ref_all[0][n], tol) for n in layer_names
+              if n in ref_all[0]]
     return outputs, layers
 
 
@@ -166,10 +191,12 @@ def format_report(outputs: List[Comparison], layers: List[Comparison], tol: floa
     head = f"{'tensor':<40} {'max abs err':>12} {'max rel err':>12} {'cosine':>10}  status"
     lines = []
     if layers:
-        lines += ["per layer (each edgecc layer vs onnxruntime, same input):", head]
+        lines += ["per layer (edgecc's layer outputs vs onnxruntime's, first sample):", head]
         lines += [_row(c) for c in layers]
         lines.append("")
-    lines += [f"outputs (tolerance: |edgecc - ort| <= {tol:g} * max|ort|):", head]
+    n = outputs[0].samples if outputs else 1
+    lines += [f"outputs over {n} sample{'s' if n != 1 else ''} (worst sample shown; tolerance: "
+              f"|edgecc - ort| <= {tol:g} * max|ort|):", head]
     lines += [_row(c) for c in outputs]
     ok = all(c.ok for c in outputs)
     lines.append("verify: PASS" if ok else "verify: FAIL")

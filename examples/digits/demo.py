@@ -12,7 +12,9 @@ MODEL = os.path.join(HERE, "digits_cnn.onnx")
 
 
 def sh(*cmd):
-    print("$ " + " ".join(os.path.relpath(c) if os.path.isabs(c) else c for c in cmd), flush=True)
+    shown = ["edgecc"] + list(cmd[3:]) if cmd[0] == sys.executable else list(cmd)
+    print("$ " + " ".join(os.path.relpath(c) if os.path.isabs(c) else c for c in shown),
+          flush=True)
     subprocess.run(cmd, check=True)
 
 

@@ -43,13 +43,13 @@ def resize(ctx, node):
             tables[f"out{axis}"] = taps.outside.astype(np.uint8)
             outside.append(axis)
     if x.dtype.is_float:
-        store, fill = "acc", c_literal(a.extrapolation_value, x.dtype)
-    else:
+        store, fill, round_fn = "acc", c_literal(a.extrapolation_value, x.dtype), ""
+    else:  # round half to even, then saturate, as onnx's reference does
         info = np.iinfo(x.dtype.np_dtype)
-        store = saturate_expr(f"{'rint' if wide else 'rintf'}(acc)", acc, x.dtype)
+        store, round_fn = saturate_expr("acc", acc, x.dtype), "rint" if wide else "rintf"
         fill = c_literal(int(np.clip(np.round(a.extrapolation_value), info.min, info.max)),
                          x.dtype)
     return Kernel("resize.c.j2", dict(
         x=x, y=y, loops=loops, outside=outside, nearest=a.mode == "nearest",
-        acc_t=acc.c_type, zero=c_literal(0, acc), store=store, fill=fill,
+        acc_t=acc.c_type, store=store, round_fn=round_fn, fill=fill,
     ), [x.name, y.name], tables=tables)

@@ -81,10 +81,16 @@ def freeze_const_inputs(model: onnx.ModelProto, inputs: dict) -> onnx.ModelProto
     return m
 
 
+def _array(value):
+    return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else value
+
+
 @pytest.mark.parametrize("name", _params())
 def test_node(name, tmp_path):
     case = CASES[name]
     for k, (inputs, expected) in enumerate(case.data_sets):
+        inputs = [_array(v) for v in inputs]
+        expected = [_array(v) for v in expected]
         in_names = [i.name for i in case.model.graph.input]
         feed = dict(zip(in_names, inputs))
         model = freeze_const_inputs(case.model, feed)

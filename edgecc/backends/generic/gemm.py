@@ -5,12 +5,21 @@ import numpy as np
 
 from ..codegen import c_literal
 from ..kernels import Kernel, broadcast_strides, collapse_loops, kernel
-from .elementwise import activation_expr
+from .elementwise import activation_expr, unsigned_ctype
 
 
 def _act(node, dtype):
     act = node.attrs.activation
     return activation_expr(act.kind, "acc", dtype, act.alpha, act.beta) if act else "acc"
+
+
+def _arith(dtype):
+    """Accumulator type and operand cast: integers accumulate in the unsigned type of their
+    width, so overflow wraps instead of being undefined."""
+    if dtype.is_float:
+        return dict(acc_t=dtype.c_type, cast="", store="acc")
+    u = unsigned_ctype(dtype)
+    return dict(acc_t=u, cast=f"({u})", store=f"({dtype.c_type})acc")
 
 
 @kernel("Gemm")
@@ -30,7 +39,7 @@ def gemm(ctx, node):
         M=M, N=N, K=K, sam=sam, sak=sak, sbk=sbk, sbn=sbn, scm=scm, scn=scn,
         alpha=None if at.alpha == 1.0 else lit(at.alpha),
         beta=None if at.beta == 1.0 else lit(at.beta), act=_act(node, a.dtype),
-    ), [a.name, b.name] + ([c.name] if c else []) + [y.name])
+        **_arith(a.dtype)), [a.name, b.name] + ([c.name] if c else []) + [y.name])
 
 
 @kernel("MatMul")
@@ -49,5 +58,4 @@ def matmul(ctx, node):
     return Kernel("matmul.c.j2", dict(
         a=a, b=b, c=None, y=y, batch_dims=dims, sa_b=sa_b, sb_b=sb_b, sy_b=sy_b,
         M=M, N=N, K=K, sam=K, sak=1, sbk=N, sbn=1, scm=0, scn=0, alpha=None, beta=None,
-        act=_act(node, a.dtype),
-    ), [a.name, b.name, y.name])
+        act=_act(node, a.dtype), **_arith(a.dtype)), [a.name, b.name, y.name])

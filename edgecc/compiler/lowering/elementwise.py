@@ -112,10 +112,18 @@ def lower_dropout(ctx, node):
 
 # -- binary with broadcasting ---------------------------------------------------------------
 
+def _div(a, b):
+    """ONNX Div; on integers it truncates like C, and (as the C kernel does) x / 0 is 0."""
+    if a.dtype.kind not in "iu":
+        return np.divide(a, b)
+    with np.errstate(all="ignore"):
+        safe = np.where(b == 0, 1, b).astype(b.dtype)
+        q = (a - np.fmod(a, safe)) // safe
+        return np.where(b == 0, 0, q).astype(a.dtype)
+
+
 BINARY_NUMPY = {
-    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply,
-    "Div": lambda a, b: (np.trunc(a / b).astype(a.dtype) if a.dtype.kind in "iu"
-                         else np.divide(a, b)),
+    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _div,
     "Pow": lambda a, b: np.power(a, b).astype(a.dtype),
     "Min": np.minimum, "Max": np.maximum,
     "PRelu": lambda a, b: np.where(a < 0, a * b, a).astype(a.dtype),

@@ -22,24 +22,9 @@ from edgecc.ir import DType, Graph, Node, TensorType, op_sequence
 from edgecc.passes.memory_plan import ALIGN, greedy_by_size_arena, plan_memory
 from edgecc.passes.pipeline import run_pipeline
 from edgecc.runner import build_host, run_host
+from onnx_helpers import make_model, rand
 
 F32 = TensorProto.FLOAT
-
-
-def rand(rng, *shape):
-    return rng.standard_normal(shape).astype(np.float32)
-
-
-def make_model(nodes, inputs, outputs, inits=None, opset=17):
-    graph = helper.make_graph(
-        nodes, "plan",
-        [helper.make_tensor_value_info(n, F32, s) for n, s in inputs],
-        [helper.make_tensor_value_info(n, F32, s) for n, s in outputs],
-        [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              ir_version=8)
-    onnx.checker.check_model(model)
-    return model
 
 
 def aligned(nbytes):

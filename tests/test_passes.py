@@ -27,30 +27,12 @@ from edgecc.passes.fold_batchnorm import fold_batchnorm
 from edgecc.passes.fuse_activation import fuse_activation
 from edgecc.passes.pipeline import PIPELINE, run_pipeline
 from edgecc.runner import build_host, run_host
+from onnx_helpers import make_model, rand
 
 F32 = TensorProto.FLOAT
 
 
 # -- helpers -----------------------------------------------------------------------------------
-
-def rand(rng, *shape, lo=None, hi=None):
-    if lo is not None:
-        return rng.uniform(lo, hi, shape).astype(np.float32)
-    return rng.standard_normal(shape).astype(np.float32)
-
-
-def make_model(nodes, inputs, outputs, inits=None, opset=17):
-    """inputs/outputs: [(name, shape)]; inits: {name: array}."""
-    graph = helper.make_graph(
-        nodes, "test",
-        [helper.make_tensor_value_info(n, F32, s) for n, s in inputs],
-        [helper.make_tensor_value_info(n, F32, s) for n, s in outputs],
-        [numpy_helper.from_array(np.asarray(v), k) for k, v in (inits or {}).items()])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)],
-                              ir_version=8)
-    onnx.checker.check_model(model)
-    return model
-
 
 def bn_params(rng, c, prefix="bn"):
     return {f"{prefix}_g": rand(rng, c, lo=0.5, hi=1.5), f"{prefix}_b": rand(rng, c),

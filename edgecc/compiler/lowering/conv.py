@@ -20,14 +20,8 @@ class ConvAttrs:
     activation: Optional[Activation] = None
 
 
-@dataclass(frozen=True)
-class ConvTransposeAttrs:
-    kernel: Tuple[int, ...]
-    strides: Tuple[int, ...]
-    pads: Tuple[int, ...]          # begin per spatial axis, then end per spatial axis
-    dilations: Tuple[int, ...]
-    group: int = 1
-    activation: Optional[Activation] = None
+class ConvTransposeAttrs(ConvAttrs):
+    """The same fields as ConvAttrs; the weight is laid out (C_in, M / group, k...)."""
 
 
 def _conv_macs(graph: Graph, node: Node) -> int:
@@ -46,14 +40,17 @@ ir_op("Conv", macs=_conv_macs)
 ir_op("ConvTranspose", macs=_convt_macs)
 
 
-def _auto_pads(ctx, in_sp, out_sp, kernel, strides, dilations):
-    mode = ctx.attr("auto_pad", b"NOTSET").decode()
+def explicit_pads(ctx, in_sp, out_sp, kernel, strides, dilations):
+    """Pads (begins, then ends) with auto_pad resolved, as ONNX defines SAME_UPPER/LOWER."""
+    mode = ctx.attr("auto_pad", b"NOTSET")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
     nsp = len(kernel)
-    if mode in ("NOTSET",):
-        pads = ctx.attr("pads", [0] * (2 * nsp))
-        return tuple(int(p) for p in pads)
+    if mode == "NOTSET":
+        return tuple(int(p) for p in ctx.attr("pads", [0] * (2 * nsp)))
     if mode == "VALID":
         return (0,) * (2 * nsp)
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        raise ctx.error(f"unknown auto_pad '{mode}'")
     begin, end = [], []
     for i in range(nsp):
         eff_k = (kernel[i] - 1) * dilations[i] + 1
@@ -77,7 +74,7 @@ def lower_conv(ctx, node):
     kernel = tuple(ctx.attr("kernel_shape", w_t.shape[2:]))
     strides = tuple(ctx.attr("strides", [1] * nsp))
     dilations = tuple(ctx.attr("dilations", [1] * nsp))
-    pads = _auto_pads(ctx, x_t.shape[2:], y_t.shape[2:], kernel, strides, dilations)
+    pads = explicit_pads(ctx, x_t.shape[2:], y_t.shape[2:], kernel, strides, dilations)
     attrs = ConvAttrs(kernel, strides, pads, dilations, int(ctx.attr("group", 1)))
     ctx.emit("Conv", list(node.input[:3]), [node.output[0]], attrs)
 

@@ -15,6 +15,7 @@ from typing import Tuple
 
 from ...ir import DType, TensorType
 from ..registry import ir_op, lowering
+from .conv import explicit_pads
 
 
 @dataclass(frozen=True)
@@ -29,26 +30,6 @@ class PoolAttrs:
 
 ir_op("MaxPool", elementwise=False)
 ir_op("AveragePool", elementwise=False)
-
-
-def _pads(ctx, in_sp, out_sp, kernel, strides, dilations):
-    mode = ctx.attr("auto_pad", b"NOTSET")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
-    nsp = len(kernel)
-    if mode == "NOTSET":
-        return tuple(int(p) for p in ctx.attr("pads", [0] * (2 * nsp)))
-    if mode == "VALID":
-        return (0,) * (2 * nsp)
-    if mode not in ("SAME_UPPER", "SAME_LOWER"):
-        raise ctx.error(f"unknown auto_pad '{mode}'")
-    begin, end = [], []
-    for i in range(nsp):
-        eff_k = (kernel[i] - 1) * dilations[i] + 1
-        total = max(0, (out_sp[i] - 1) * strides[i] + eff_k - in_sp[i])
-        small, big = total // 2, total - total // 2
-        begin.append(big if mode == "SAME_LOWER" else small)
-        end.append(small if mode == "SAME_LOWER" else big)
-    return tuple(begin + end)
 
 
 def _check_input(ctx, x_t: TensorType, op: str) -> int:
@@ -72,7 +53,7 @@ def lower_pool(ctx, node):
     kernel = tuple(int(k) for k in ctx.attr("kernel_shape"))
     strides = tuple(int(s) for s in ctx.attr("strides", [1] * nsp))
     dilations = tuple(int(d) for d in ctx.attr("dilations", [1] * nsp))
-    pads = _pads(ctx, x_t.shape[2:], y_t.shape[2:], kernel, strides, dilations)
+    pads = explicit_pads(ctx, x_t.shape[2:], y_t.shape[2:], kernel, strides, dilations)
     outputs = [node.output[0]]
     if node.op_type == "MaxPool":
         if len(node.output) > 1 and node.output[1]:

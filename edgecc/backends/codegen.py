@@ -138,7 +138,7 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
             return weight_symbol(name, graph.constants[name])
         return f"({ctype} *)({prefix}_arena + {plan.offset(name)}u)"
 
-    layers, calls = [], []
+    layers, calls, helpers = [], [], []
     for idx, node in enumerate(graph.nodes):
         if op_info(node.op).alias:
             if plan.offsets.get(node.inputs[0]) != plan.offsets.get(node.outputs[0]):
@@ -152,6 +152,9 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
             raise UnsupportedError(f"{node.origin.describe()}: no C kernel for IR op "
                                    f"'{node.op}' on backends {', '.join(ctx.backend_chain)}")
         k = fn(ctx, node)
+        for h in k.needs:
+            if h not in helpers:
+                helpers.append(h)
         fname = ids(f"L{idx}_{node.op.lower()}_{node.name or node.outputs[0]}", prefix="")
         tables = {}
         for suffix, arr in k.tables.items():
@@ -191,8 +194,9 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
                   source=os.path.basename(graph.source))
     return {
         f"{prefix}.h": env.get_template("model.h.j2").render(**common),
-        f"{prefix}.c": env.get_template("model.c.j2").render(layers=layers, calls=calls,
-                                                             **common),
+        f"{prefix}.c": env.get_template("model.c.j2").render(
+            layers=layers, calls=calls, helpers=[env.get_template(h).render().strip() + "\n"
+                                                 for h in helpers], **common),
         f"{prefix}_weights.h": env.get_template("weights.h.j2").render(**common),
         f"{prefix}_weights.c": env.get_template("weights.c.j2").render(**common),
     }

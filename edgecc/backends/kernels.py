@@ -27,6 +27,8 @@ class Kernel:
     args: List[str]
     # Extra constant arrays the kernel needs (name suffix -> array), e.g. precomputed tables.
     tables: Dict[str, np.ndarray] = field(default_factory=dict)
+    # Shared helper templates the kernel calls (rendered once, before the layers).
+    needs: Tuple[str, ...] = ()
 
 
 def kernel(*ops: str, backend: str = "generic"):

@@ -175,7 +175,7 @@ def _fold_once(model: onnx.ModelProto) -> bool:
             folded = [np.array(int(np.prod(shapes[inputs[0]][1])), dtype=np.int64)]
         elif (all(i in values for i in inputs) and node.op_type not in ("RandomNormal",
               "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
-              "Dropout", "If", "Loop", "Scan")):
+              "Dropout", "If", "Loop", "Scan", "DequantizeLinear", "QuantizeLinear")):
             try:
                 ref_model = helper.make_model(
                     helper.make_graph([node], "fold", [], [helper.make_tensor_value_info(

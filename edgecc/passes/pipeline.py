@@ -7,6 +7,7 @@ from ..ir import Graph
 from .cleanup import eliminate_dead_code, remove_identities
 from .constant_folding import fold_constants
 from .fold_batchnorm import fold_batchnorm
+from .fold_qdq import fold_qdq
 from .fuse_activation import fuse_activation
 
 PIPELINE: List[Tuple[str, Callable[[Graph], Graph]]] = [
@@ -14,6 +15,7 @@ PIPELINE: List[Tuple[str, Callable[[Graph], Graph]]] = [
     ("remove-identities", remove_identities),
     ("fold-batchnorm", fold_batchnorm),
     ("fuse-activation", fuse_activation),
+    ("fold-qdq", fold_qdq),
     ("dead-code", eliminate_dead_code),
 ]
 

@@ -1,0 +1,112 @@
+"""Portable C kernels for the int8 ops: QConv, QGemm (fully connected), QLut.
+
+Per-channel requantization constants (M0, shift) are computed here at compile time from the
+tensor types' scales (edgecc/ir/quant.py); the C does integer arithmetic only.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ...ir.quant import quant_range, quantize_multipliers
+from ..kernels import Kernel, kernel
+from .conv import conv_context
+
+HELPERS = ("int8_helpers.c.j2",)
+
+
+def activation_bounds(act, out_t):
+    """[act_min, act_max] in the output's quantized domain (fused Relu/Clip)."""
+    qmin, qmax = quant_range(out_t.dtype.np_dtype)
+    if act is None:
+        return qmin, qmax
+    s, z = out_t.quant.scale[0], out_t.quant.zero_point[0]
+    lo, hi = (0.0, math.inf) if act.kind == "Relu" else (act.alpha, act.beta)
+    lo_q = qmin if lo == -math.inf else max(qmin, z + int(np.rint(np.float32(lo) / np.float32(s))))
+    hi_q = qmax if hi == math.inf else min(qmax, z + int(np.rint(np.float32(hi) / np.float32(s))))
+    return lo_q, hi_q
+
+
+def requant_tables(x_t, w_t, y_t, channels):
+    s_w = np.broadcast_to(np.asarray(w_t.quant.scale, dtype=np.float64), (channels,))
+    real = x_t.quant.scale[0] * s_w / y_t.quant.scale[0]
+    mult, shift = quantize_multipliers(real)
+    return {"multiplier": mult, "shift": shift}
+
+
+@kernel("QConv")
+def qconv(ctx, node):
+    context, args = conv_context(ctx, node)
+    g = ctx.graph
+    x_t, w_t, y_t = (g.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    act_min, act_max = activation_bounds(node.attrs.activation, y_t)
+    context.update(in_offset=-x_t.quant.zero_point[0], out_offset=y_t.quant.zero_point[0],
+                   act_min=act_min, act_max=act_max)
+    return Kernel("qconv.c.j2", context, args,
+                  tables=requant_tables(x_t, w_t, y_t, context["M"]), needs=HELPERS)
+
+
+@kernel("QGemm")
+def qgemm(ctx, node):
+    g = ctx.graph
+    x, w, y = (ctx.view(n) for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    b = ctx.view(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    x_t, w_t, y_t = (g.types[n] for n in (x.name, w.name, y.name))
+    act_min, act_max = activation_bounds(node.attrs.activation, y_t)
+    M, N = y.shape
+    K = w.shape[1]
+    return Kernel("qgemm.c.j2", dict(
+        x=x, w=w, b=b, y=y, M=M, N=N, K=K, in_offset=-x_t.quant.zero_point[0],
+        out_offset=y_t.quant.zero_point[0], act_min=act_min, act_max=act_max),
+        [x.name, w.name] + ([b.name] if b else []) + [y.name],
+        tables=requant_tables(x_t, w_t, y_t, N), needs=HELPERS)
+
+
+def _erf(x):
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(np.float32)
+
+
+UNARY = {
+    "Requantize": lambda x, a, b, ap: x,
+    "Relu": lambda x, a, b, ap: np.maximum(x, np.float32(0)),
+    "Clip": lambda x, a, b, ap: np.clip(x, np.float32(a), np.float32(b)),
+    "LeakyRelu": lambda x, a, b, ap: np.where(x >= 0, x, x * np.float32(a)),
+    "Sigmoid": lambda x, a, b, ap: np.float32(1) / (np.float32(1) + np.exp(-x)),
+    "Tanh": lambda x, a, b, ap: np.tanh(x),
+    "HardSigmoid": lambda x, a, b, ap: np.clip(np.float32(a) * x + np.float32(b), 0, 1),
+    "HardSwish": lambda x, a, b, ap: x * np.clip(x / np.float32(6) + np.float32(0.5), 0, 1),
+    "Gelu": lambda x, a, b, ap: (
+        np.float32(0.5) * x * (1 + np.tanh(np.float32(0.7978845608028654)
+                                           * (x + np.float32(0.044715) * x ** 3)))
+        if ap == "tanh" else np.float32(0.5) * x * (1 + _erf(x / np.float32(math.sqrt(2))))),
+    "Exp": lambda x, a, b, ap: np.exp(x),
+    "Log": lambda x, a, b, ap: np.log(x),
+    "Sqrt": lambda x, a, b, ap: np.sqrt(x),
+    "Neg": lambda x, a, b, ap: -x,
+    "Abs": lambda x, a, b, ap: np.abs(x),
+    "Erf": lambda x, a, b, ap: _erf(x),
+}
+
+
+def lut_table(attrs, x_t, y_t) -> np.ndarray:
+    """table[q - qmin] = Q_out(f(DQ_in(q))) for every input code q, in float32."""
+    qmin, qmax = quant_range(x_t.dtype.np_dtype)
+    codes = np.arange(qmin, qmax + 1, dtype=np.int32)
+    real = (codes - x_t.quant.zero_point[0]).astype(np.float32) * np.float32(x_t.quant.scale[0])
+    with np.errstate(all="ignore"):
+        out = UNARY[attrs.kind](real, attrs.alpha, attrs.beta, attrs.approximate).astype(np.float32)
+        q = np.rint(out / np.float32(y_t.quant.scale[0]))
+    omin, omax = quant_range(y_t.dtype.np_dtype)
+    q = np.nan_to_num(q, nan=0.0, posinf=omax, neginf=omin) + y_t.quant.zero_point[0]
+    return np.clip(q, omin, omax).astype(y_t.dtype.np_dtype)
+
+
+@kernel("QLut")
+def qlut(ctx, node):
+    x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
+    g = ctx.graph
+    table = lut_table(node.attrs, g.types[x.name], g.types[y.name])
+    qmin = quant_range(x.dtype.np_dtype)[0]
+    return Kernel("qlut.c.j2", dict(x=x, y=y, qmin=qmin), [x.name, y.name],
+                  tables={"table": table})

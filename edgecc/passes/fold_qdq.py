@@ -79,6 +79,8 @@ def fold_qdq(graph: Graph) -> Graph:
     from . import fold_qdq_rules  # noqa: F401  registers the per-op rules
 
     g = graph.copy()
+    if not any(n.op in ("QuantizeLinear", "DequantizeLinear") for n in g.nodes):
+        return g
     changed = True
     while changed:
         changed = False
@@ -116,7 +118,7 @@ def fold_qdq(graph: Graph) -> Graph:
             changed = True
             break
     g = _collapse_requantize(g)
-    return eliminate_dead_code(g)
+    return eliminate_dead_code(g)  # the DQ/Q nodes folded away
 
 
 def _collapse_requantize(g: Graph) -> Graph:

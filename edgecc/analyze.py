@@ -27,8 +27,18 @@ def analysis(result: CompileResult) -> Dict:
                           and plan.offset(outs[0]) == plan.offset(node.inputs[0])
                           and not op_info(node.op).alias),
             live_bytes=plan.live_bytes[idx] if idx < len(plan.live_bytes) else 0,
+            dtype=g.types[outs[0]].dtype.name.lower() if outs else "",
         ))
+    quantized = any(g.types[o].quant is not None for n in g.nodes for o in n.outputs if o)
+    boundary = ("QuantizeLinear", "DequantizeLinear")
+    float_layers = [layer["name"] for layer, node in zip(layers, g.nodes)
+                    if quantized and node.op not in boundary and layer["dtype"].startswith("float")
+                    and not op_info(node.op).alias]
     flash = sum(v.nbytes for v in g.constants.values())
+    flash_by_type: Dict[str, int] = {}
+    for name, v in sorted(g.constants.items()):
+        key = g.types[name].dtype.name.lower()
+        flash_by_type[key] = flash_by_type.get(key, 0) + int(v.nbytes)
     peak_idx = max(range(len(layers)), key=lambda i: layers[i]["live_bytes"]) if layers else None
     return dict(
         model=g.source, target=result.target,
@@ -38,11 +48,13 @@ def analysis(result: CompileResult) -> Dict:
         totals=dict(
             layers=len(layers), macs=sum(layer["macs"] for layer in layers),
             params=sum(int(v.size) for v in g.constants.values()),
-            weights_flash_bytes=flash, arena_bytes=plan.arena_bytes,
+            weights_flash_bytes=flash, weights_flash_by_type=flash_by_type,
+            arena_bytes=plan.arena_bytes,
             lower_bound_bytes=plan.lower_bound,
             arena_over_lower_bound=round(plan.arena_bytes / plan.lower_bound, 4)
             if plan.lower_bound else None,
             peak_layer=layers[peak_idx]["name"] if peak_idx is not None else None,
+            quantized=quantized, float_layers=float_layers,
         ),
     )
 
@@ -52,12 +64,13 @@ def _shape(shapes) -> str:
 
 
 def format_table(info: Dict) -> str:
-    rows = [f"{'#':>3}  {'layer':<28} {'op':<20} {'input':<16} {'output':<16} "
+    rows = [f"{'#':>3}  {'layer':<28} {'op':<20} {'type':<7} {'input':<16} {'output':<16} "
             f"{'MACs':>10} {'params':>8} {'offset':>8} {'bytes':>8}"]
     for layer in info["layers"]:
         off = "-" if layer["arena_offset"] is None else str(layer["arena_offset"])
         name = layer["name"][:28]
         rows.append(f"{layer['index']:>3}  {name:<28} {layer['op'][:20]:<20} "
+                    f"{layer['dtype'][:7]:<7} "
                     f"{_shape(layer['inputs'])[:16]:<16} {_shape(layer['outputs'])[:16]:<16} "
                     f"{layer['macs']:>10} {layer['params']:>8} {off:>8} "
                     f"{layer['arena_bytes']:>8}{'  in-place' if layer['in_place'] else ''}")
@@ -66,11 +79,15 @@ def format_table(info: Dict) -> str:
         "",
         f"model: {info['model']}   target: {info['target']}   layers: {t['layers']}",
         f"MACs: {t['macs']:,}   parameters: {t['params']:,}",
-        f"flash (weights): {t['weights_flash_bytes']:,} bytes",
+        f"flash (weights): {t['weights_flash_bytes']:,} bytes ("
+        + ", ".join(f"{k} {v:,}" for k, v in t["weights_flash_by_type"].items()) + ")",
         f"arena (peak SRAM for activations): {t['arena_bytes']:,} bytes",
         f"layer-by-layer lower bound: {t['lower_bound_bytes']:,} bytes "
         f"(peak at '{t['peak_layer']}'); arena / bound = {t['arena_over_lower_bound']}",
     ]
+    if t["quantized"]:
+        rows.append("layers left in float (between Quantize/Dequantize): "
+                    + (", ".join(t["float_layers"]) if t["float_layers"] else "none"))
     return "\n".join(rows)
 
 

@@ -11,7 +11,7 @@ import glob
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import onnx
@@ -153,9 +153,9 @@ def onnxruntime_run(model: onnx.ModelProto, feed: Dict[str, np.ndarray],
 
 def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
            per_layer: bool = False, input_shapes=None, tol: float = 1e-4,
-           sanitize: bool = False, workdir: Optional[str] = None):
+           sanitize: bool = False, workdir: Optional[str] = None, result=None):
     """Returns (output comparisons over all samples, per-layer comparisons on the first)."""
-    result = compile_model(path, target, input_shapes)
+    result = result or compile_model(path, target, input_shapes)
     graph = result.graph
     samples = load_inputs(inputs, graph)
     model = read_model(path)
@@ -185,6 +185,46 @@ def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
     layers = [compare(n, traced[n], ref_all[0][n], tol) for n in layer_names
               if n in ref_all[0]]
     return outputs, layers
+
+
+DEFAULT_MIN_SQNR = 20.0
+
+
+def verify_report(path: str, target: str = "generic", inputs: Optional[str] = None,
+                  per_layer: bool = False, input_shapes=None, tol: float = 1e-4,
+                  sanitize: bool = False, min_sqnr: float = DEFAULT_MIN_SQNR,
+                  workdir: Optional[str] = None, **compile_options) -> Tuple[str, bool]:
+    """What `edgecc verify` prints, and whether it passed.
+
+    A float graph: the tolerance check above. A graph with integer ops (a QDQ or QOperator
+    model): verify_int8.verify_quantized, each layer alone within 1 LSB of onnxruntime. A float
+    model compiled with ``quantize="int8"`` (``compile_options`` go to compile_model: prefix,
+    skip_passes, quantize, calib, ...): SQNR and top-1 agreement against the float model.
+    """
+    from . import verify_int8 as q
+    quantize = compile_options.get("quantize")
+    result = compile_model(path, target, input_shapes, **compile_options)
+    if not quantize and not q.has_integer_ops(result.graph):
+        outputs, layers = verify(path, target, inputs, per_layer, input_shapes, tol, sanitize,
+                                 workdir, result=result)
+        return format_report(outputs, layers, tol), all(c.ok for c in outputs)
+    samples = load_inputs(inputs, result.graph)
+    model = read_model(path)
+    with tempfile.TemporaryDirectory(prefix="edgecc-verify-") as tmp:
+        try:
+            if quantize:
+                rep = q.verify_ptq(result, model, samples, workdir or tmp, min_sqnr, sanitize,
+                                   per_layer)
+            else:
+                rep = q.verify_quantized(result, model, samples, workdir or tmp, tol, sanitize)
+        except EdgeccError:
+            raise
+        except Exception as e:
+            if "onnxruntime" not in type(e).__module__:
+                raise
+            raise EdgeccError(f"{os.path.basename(path)}: onnxruntime cannot run the model: "
+                              f"{str(e).splitlines()[0]}") from None
+    return q.format_quant_report(rep, per_layer), rep.ok
 
 
 def format_report(outputs: List[Comparison], layers: List[Comparison], tol: float) -> str:

@@ -114,5 +114,6 @@ def test_node(name, tmp_path):
 def test_every_registered_op_has_node_tests():
     registry.load_all()
     covered = set().union(*(_ops(c) for c in CASES.values()))
-    missing = sorted(set(registry.LOWERINGS) - covered)
+    # com.microsoft.* contrib lowerings have no ONNX node tests: tests/test_qoperator.py
+    missing = sorted(op for op in set(registry.LOWERINGS) - covered if "." not in op)
     assert not missing, f"registered ops without ONNX node tests: {missing}"

@@ -1,6 +1,7 @@
 """The edgecc command line.
 
     edgecc MODEL.onnx [--target generic] [-o OUT/]        compile to C
+    edgecc MODEL.onnx --quantize int8 --calib DATA         ... quantized after training
     edgecc verify MODEL.onnx [--inputs F] [--per-layer]    build, run, compare with onnxruntime
     edgecc analyze MODEL.onnx [--json]                     per-layer table and memory totals
 
@@ -36,6 +37,42 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="disable an optimization pass (for debugging)")
 
 
+def _quantize_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("post-training quantization")
+    g.add_argument("--quantize", choices=["int8"], help="quantize a float model: int8 "
+                   "activations per tensor, int8 weights per channel (needs --calib)")
+    g.add_argument("--calib", metavar="DATA", help="calibration samples: .npz (keyed by input "
+                   "name), .npy, a folder of .npy, or test_data_set_* folders")
+    g.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"],
+                   help="activation ranges: min-max (default), percentile, or entropy (KL)")
+    g.add_argument("--calib-percentile", type=float, metavar="P",
+                   help="percentile for --calib-method percentile (default 99.99)")
+    g.add_argument("--quantize-exclude", metavar="NODE,...", action="append", default=[],
+                   help="node names that stay float (comma-separated, repeatable)")
+
+
+def _quantize_kwargs(args) -> dict:
+    """compile_model keyword arguments from _quantize_args' flags, checked together."""
+    exclude = [n.strip() for spec in args.quantize_exclude for n in spec.split(",") if n.strip()]
+    if not args.quantize:
+        given = [flag for flag, value in (("--calib", args.calib),
+                                          ("--calib-method", args.calib_method),
+                                          ("--calib-percentile", args.calib_percentile),
+                                          ("--quantize-exclude", exclude)) if value]
+        if given:
+            raise EdgeccError(f"{given[0]} is only used with --quantize int8")
+        return {}
+    if not args.calib:
+        raise EdgeccError("--quantize int8 needs calibration data: --calib DATA (.npz, .npy, "
+                          "a folder of .npy, or test_data_set_* folders)")
+    if args.calib_percentile is not None and args.calib_method != "percentile":
+        raise EdgeccError("--calib-percentile is only used with --calib-method percentile")
+    return dict(quantize=args.quantize, calib=args.calib,
+                calib_method=args.calib_method or "minmax",
+                calib_percentile=99.99 if args.calib_percentile is None
+                else args.calib_percentile, exclude=exclude)
+
+
 def build_parser(command: str) -> argparse.ArgumentParser:
     if command == "verify":
         p = _Parser(prog="edgecc verify", description="Compile, build with gcc, run, and "
@@ -43,21 +80,29 @@ def build_parser(command: str) -> argparse.ArgumentParser:
         _common(p)
         p.add_argument("--inputs", metavar="DIR_OR_NPZ",
                        help=".npz/.npy file or folder of .npy / input_N.pb (default: random)")
-        p.add_argument("--per-layer", action="store_true", help="compare every layer output")
+        p.add_argument("--per-layer", action="store_true", help="compare every layer output "
+                       "(a quantized model is always checked layer by layer, each layer alone "
+                       "on onnxruntime's inputs; this prints every row)")
         p.add_argument("--tol", type=float, default=1e-4,
                        help="max error relative to max|onnxruntime output| (default 1e-4)")
         p.add_argument("--sanitize", action="store_true", help="build with ASan and UBSan")
+        p.add_argument("--min-sqnr", type=float, default=20.0, metavar="DB",
+                       help="with --quantize: pass when every output's SQNR against the float "
+                       "model is at least DB (default 20)")
+        _quantize_args(p)
     elif command == "analyze":
         p = _Parser(prog="edgecc analyze", description="Per-layer MACs, parameters and "
                     "arena plan; totals: flash, peak arena, layer-by-layer lower bound.")
         _common(p)
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        _quantize_args(p)
     else:
         p = _Parser(prog="edgecc", description="Compile an ONNX model to dependency-free C. "
                     "Other commands: 'edgecc verify MODEL', 'edgecc analyze MODEL'.")
         _common(p)
         p.add_argument("-o", "--output", default="edgecc_out", metavar="OUT",
                        help="output folder (default: edgecc_out)")
+        _quantize_args(p)
         p.add_argument("--version", action="version", version=f"edgecc {__version__}")
     return p
 
@@ -71,7 +116,7 @@ def cmd_compile(args) -> int:
     from ..analyze import analysis
     from ..compiler.driver import compile_model, write_files
     result = compile_model(args.model, args.target, _shapes(args), args.name,
-                           skip_passes=args.skip_pass)
+                           skip_passes=args.skip_pass, **_quantize_kwargs(args))
     write_files(result.files, args.output)
     t = analysis(result)["totals"]
     print(f"edgecc: wrote {', '.join(sorted(result.files))} to {args.output}/ "
@@ -84,18 +129,20 @@ def cmd_analyze(args) -> int:
     from ..analyze import analysis, format_table, to_json
     from ..compiler.driver import compile_model
     result = compile_model(args.model, args.target, _shapes(args), args.name,
-                           skip_passes=args.skip_pass)
+                           skip_passes=args.skip_pass, **_quantize_kwargs(args))
     info = analysis(result)
     print(to_json(info) if args.json else format_table(info))
     return 0
 
 
 def cmd_verify(args) -> int:
-    from ..verify import format_report, verify
-    outputs, layers = verify(args.model, args.target, args.inputs, args.per_layer,
-                             _shapes(args), args.tol, sanitize=args.sanitize)
-    print(format_report(outputs, layers, args.tol))
-    return 0 if all(c.ok for c in outputs) else 1
+    from ..verify import verify_report
+    text, ok = verify_report(args.model, args.target, args.inputs, args.per_layer,
+                             _shapes(args), args.tol, sanitize=args.sanitize,
+                             min_sqnr=args.min_sqnr, prefix=args.name,
+                             skip_passes=args.skip_pass, **_quantize_kwargs(args))
+    print(text)
+    return 0 if ok else 1
 
 
 def main(argv: Optional[List[str]] = None) -> int:

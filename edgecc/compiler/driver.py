@@ -8,8 +8,11 @@ from typing import Dict, Optional, Sequence
 from ..errors import EdgeccError
 from ..ir import Graph
 from ..passes.memory_plan import MemoryPlan, plan_memory
-from ..passes.pipeline import run_pipeline
+from ..passes.pipeline import PIPELINE, run_pipeline
 from .frontend import import_onnx
+
+QUANTIZE_MODES = (None, "int8")
+CALIB_METHODS = ("minmax", "percentile", "entropy")
 
 TARGETS = {
     # target -> backend chain (first match wins; generic covers every op)
@@ -33,19 +36,84 @@ def check_name(prefix: str) -> str:
     return prefix
 
 
-def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str] = ()) -> Graph:
+def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str] = (),
+             quantize: Optional[str] = None, calib: Optional[str] = None,
+             calib_method: str = "minmax", calib_percentile: float = 99.99,
+             exclude: Sequence[str] = (), progress: Optional[bool] = None) -> Graph:
+    """Import and run the pass pipeline. With ``quantize="int8"``: the passes before
+    fuse-activation, then calibration on ``calib`` and the quantize pass, then the rest
+    (fuse-activation, fold-qdq, dead-code), so only Relu/Clip fuse into integer ops."""
+    if quantize not in QUANTIZE_MODES:
+        raise EdgeccError(f"--quantize {quantize}: expected one of "
+                          f"{', '.join(m for m in QUANTIZE_MODES if m)}")
+    if quantize is None and (calib or exclude):
+        raise EdgeccError(f"{'--calib' if calib else '--quantize-exclude'} is only used with "
+                          "--quantize int8")
+    if quantize and calib_method not in CALIB_METHODS:
+        raise EdgeccError(f"--calib-method {calib_method}: expected one of "
+                          f"{', '.join(CALIB_METHODS)}")
+    if quantize and not 0.0 < calib_percentile <= 100.0:
+        raise EdgeccError(f"--calib-percentile {calib_percentile:g}: expected a value in "
+                          "(0, 100]")
     graph = import_onnx(path, input_shapes, model=model)
-    return run_pipeline(graph, skip=skip_passes)
+    if quantize is None:
+        return run_pipeline(graph, skip=skip_passes)
+    names = [name for name, _ in PIPELINE]
+    cut = names.index("fuse-activation")
+    graph = run_pipeline(graph, skip=set(skip_passes) | set(names[cut:]))
+    graph = post_training_quantize(graph, path, input_shapes, model, calib, calib_method,
+                                   calib_percentile, exclude, progress)
+    from ..passes.quantize import fold_keeping_float
+    for name, fn in PIPELINE[cut:]:
+        if name not in skip_passes:
+            graph = fold_keeping_float(graph, exclude) if name == "fold-qdq" else fn(graph)
+            graph.verify()
+    return graph
+
+
+def post_training_quantize(graph: Graph, path: str, input_shapes, model, calib, method: str,
+                           percentile: float, exclude: Sequence[str],
+                           progress: Optional[bool]) -> Graph:
+    """Calibrate the float model on ``calib`` and insert Q/DQ (passes/quantize.py)."""
+    from ..passes.quantize import quantize_graph
+    from .calibrate import calibrate, load_calibration
+    from .loader import load_static_model
+
+    label = os.path.basename(path)
+    if any(n.op in ("QuantizeLinear", "DequantizeLinear") for n in graph.nodes):
+        raise EdgeccError(f"{label}: the model is already quantized (it holds QuantizeLinear/"
+                          "DequantizeLinear); compile it without --quantize")
+    known = [n.name for n in graph.nodes]
+    for name in exclude:
+        if name not in known:
+            shown = ", ".join(dict.fromkeys(known[:8]))
+            raise EdgeccError(f"--quantize-exclude: {label} has no node named '{name}' after "
+                              f"optimization (nodes: {shown}{', ...' if len(known) > 8 else ''})")
+    data = load_calibration(calib, graph)
+    static, _ = load_static_model(path, input_shapes, model=model)
+    tensors = list(graph.inputs) + [o for n in graph.nodes for o in n.outputs if o]
+    ranges = calibrate(static, graph, data, tensors, method, percentile, progress)
+    quantized = quantize_graph(graph, ranges, exclude)
+    quantized.verify()
+    return quantized
 
 
 def compile_model(path: str, target: str = "generic", input_shapes=None, prefix: str = "model",
-                  model=None, skip_passes: Sequence[str] = ()) -> CompileResult:
+                  model=None, skip_passes: Sequence[str] = (), quantize: Optional[str] = None,
+                  calib: Optional[str] = None, calib_method: str = "minmax",
+                  calib_percentile: float = 99.99, exclude: Sequence[str] = (),
+                  progress: Optional[bool] = None) -> CompileResult:
+    """ONNX -> C sources. ``quantize="int8"`` with ``calib`` (calibration data, see
+    compiler/calibrate.py) quantizes a float model after training (int8 activations per
+    tensor, int8 weights per channel); nodes named in ``exclude`` stay float."""
     from ..backends.codegen import generate
 
     if target not in TARGETS:
         raise EdgeccError(f"unknown --target '{target}'; known: {', '.join(TARGETS)}")
     check_name(prefix)
-    graph = optimize(path, input_shapes, model=model, skip_passes=skip_passes)
+    graph = optimize(path, input_shapes, model=model, skip_passes=skip_passes,
+                     quantize=quantize, calib=calib, calib_method=calib_method,
+                     calib_percentile=calib_percentile, exclude=exclude, progress=progress)
     plan = plan_memory(graph)
     files = generate(graph, plan, prefix, TARGETS[target])
     return CompileResult(graph, plan, files, prefix, target)

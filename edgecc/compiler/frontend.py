@@ -11,7 +11,8 @@ from onnx import helper, numpy_helper
 from ..errors import EdgeccError, UnsupportedError
 from ..ir import DType, Graph, Node, Origin, TensorType
 from . import registry
-from .loader import DEFAULT_DOMAINS, load_static_model, model_opset, static_shapes
+from .loader import (CONTRIB_DOMAIN, DEFAULT_DOMAINS, load_static_model, model_opset,
+                     static_shapes)
 
 
 class LowerCtx:
@@ -110,6 +111,14 @@ class LowerCtx:
             self.emit("Identity", [src], [out], types=[self.type(src)])
 
 
+def lowering_key(node: onnx.NodeProto) -> str:
+    """The op registry key of a node: the op type in the default domain, else qualified by
+    its domain (com.microsoft ops register as e.g. ``@lowering("com.microsoft.QGemm")``)."""
+    if node.domain in DEFAULT_DOMAINS:
+        return node.op_type
+    return f"{node.domain}.{node.op_type}"
+
+
 def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Graph:
     """user_opset: the opset the user's file declared (errors name it); lowering sees
     ``model``'s opset, which the loader may have converted."""
@@ -141,10 +150,10 @@ def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Grap
         graph.inputs.append(inp.name)
     for node in g.node:
         ctx.node = node
-        if node.domain not in DEFAULT_DOMAINS:
-            raise ctx.error(f"unsupported op domain '{node.domain}'")
-        entry = registry.LOWERINGS.get(node.op_type)
+        entry = registry.LOWERINGS.get(lowering_key(node))
         if entry is None:
+            if node.domain not in DEFAULT_DOMAINS + (CONTRIB_DOMAIN,):
+                raise ctx.error(f"unsupported op domain '{node.domain}'")
             raise ctx.error("unsupported op")
         for pos in entry.const_inputs:
             name = ctx.input(pos)

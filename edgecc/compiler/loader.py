@@ -18,6 +18,23 @@ from ..errors import EdgeccError
 
 TARGET_OPSET = 21
 DEFAULT_DOMAINS = ("", "ai.onnx")
+CONTRIB_DOMAIN = "com.microsoft"
+
+# The com.microsoft quantized ops edgecc lowers (compiler/lowering/qlinear.py). onnx has no
+# schema for them, so their output shapes are inferred here as the standard op each wraps:
+# (standard op, positions of its data inputs (None: QLinearConcat's 2, 5, 8, ...), position
+# of the output zero point, whose type is the output's).
+CONTRIB_SHAPE_AS = {
+    "QLinearAdd": ("Add", (0, 3), 7),
+    "QLinearMul": ("Mul", (0, 3), 7),
+    "QLinearAveragePool": ("AveragePool", (0,), 4),
+    "QLinearGlobalAveragePool": ("GlobalAveragePool", (0,), 4),
+    "QLinearSigmoid": ("Sigmoid", (0,), 4),
+    "QLinearLeakyRelu": ("LeakyRelu", (0,), 4),
+    "QLinearSoftmax": ("Identity", (0,), 4),
+    "QGemm": ("Gemm", (0, 3), 8),
+    "QLinearConcat": ("Concat", None, 1),
+}
 
 
 def parse_input_shapes(specs: Optional[Sequence[str]]) -> Dict[str, tuple]:
@@ -119,11 +136,65 @@ def _bind_input_shapes(model: onnx.ModelProto, shapes: Dict[str, tuple], label: 
 
 def _infer(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
     try:
-        return shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
-                                            data_prop=True)
+        model = shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                             data_prop=True)
+        while _infer_contrib(model):  # downstream of a contrib op: infer again
+            model = shape_inference.infer_shapes(model, check_type=False, strict_mode=False,
+                                                 data_prop=True)
+        return model
     except Exception as e:
         first = str(e).strip().splitlines()[0]
         raise EdgeccError(f"{label}: shape inference failed: {first}") from None
+
+
+def _contrib_output_type(node: onnx.NodeProto, shapes: Dict[str, tuple], opset: int):
+    """(elem_type, shape) of a CONTRIB_SHAPE_AS op's output, or None if not known (yet)."""
+    op, data_pos, zp_pos = CONTRIB_SHAPE_AS[node.op_type]
+    attrs = [a for a in node.attribute if a.name not in ("channels_last", "opset")]
+    if any(a.name == "channels_last" and a.i for a in node.attribute):
+        return None  # NHWC: the lowering reports it
+    if data_pos is None:
+        data_pos = tuple(range(2, len(node.input), 3))
+    data = [node.input[p] if p < len(node.input) else "" for p in data_pos]
+    if not data or not all(d in shapes for d in data):
+        return None
+    zp = node.input[zp_pos] if zp_pos < len(node.input) else ""
+    if zp in shapes:
+        elem = shapes[zp][0]
+    elif node.op_type == "QGemm" and not (len(node.input) > 7 and node.input[7]):
+        elem = onnx.TensorProto.FLOAT  # no y_scale: QGemm's output is float
+    else:
+        elem = shapes[data[0]][0]
+    names = [f"in{k}" for k in range(len(data))]
+    if op == "Identity":
+        attrs = []
+    proxy = helper.make_node(op, names, ["out"])
+    proxy.attribute.extend(attrs)
+    graph = helper.make_graph([proxy], "contrib_shape", [
+        helper.make_tensor_value_info(n, onnx.TensorProto.FLOAT, shapes[d][1])
+        for n, d in zip(names, data)], [helper.make_tensor_value_info(
+            "out", onnx.TensorProto.FLOAT, None)])
+    inferred = shape_inference.infer_shapes(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]))
+    found = static_shapes(inferred).get("out")
+    return None if found is None else (elem, found[1])
+
+
+def _infer_contrib(model: onnx.ModelProto) -> bool:
+    """Add value_info for the outputs of CONTRIB_SHAPE_AS ops; True if any was added."""
+    shapes = static_shapes(model)
+    added = False
+    for node in model.graph.node:
+        if (node.domain != CONTRIB_DOMAIN or node.op_type not in CONTRIB_SHAPE_AS
+                or not node.output or node.output[0] in shapes):
+            continue
+        found = _contrib_output_type(node, shapes, min(model_opset(model), TARGET_OPSET))
+        if found is not None:
+            model.graph.value_info.append(
+                helper.make_tensor_value_info(node.output[0], found[0], found[1]))
+            shapes[node.output[0]] = found
+            added = True
+    return added
 
 
 def static_shapes(model: onnx.ModelProto) -> Dict[str, tuple]:

@@ -25,13 +25,17 @@ def quantize_multiplier(real: float) -> Tuple[int, int]:
     if real < 0:
         raise ValueError("requantization multipliers are positive")
     mantissa, exponent = math.frexp(real)  # real = mantissa * 2^exponent, mantissa in [0.5, 1)
-    m0 = int(round(mantissa * (1 << 31)))
+    # TfLiteRound (std::round): halves away from zero, not Python's round-half-to-even.
+    # mantissa * 2^31 is exact and has 22 fraction bits, so + 0.5 is exact too.
+    m0 = int(math.floor(mantissa * (1 << 31) + 0.5))
     if m0 == 1 << 31:
         m0 //= 2
         exponent += 1
     if exponent < -31:  # too small to represent: the product rounds to zero
         return 0, 0
-    return m0, exponent
+    # real >= 2^30: any acc != 0 saturates int32 after the left shift whether the shift is 31
+    # or more, so capping it changes no result and keeps acc * 2^shift inside int64.
+    return m0, min(exponent, 31)
 
 
 def quantize_multipliers(reals) -> Tuple[np.ndarray, np.ndarray]:

@@ -161,3 +161,4 @@ def fold_pass_through(g, node, ins, q_out):
     inputs = [src if i == node.inputs[0] else i for i in node.inputs]
     first = Node(node.op, tuple(inputs), (mid,), attrs, node.name, node.origin)
     return [first, requant_node(g, mid, out_q, node, dst=q_out)]
+from . import fold_qdq_arith  # noqa: F401

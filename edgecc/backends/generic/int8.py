@@ -5,6 +5,7 @@ tensor types' scales (edgecc/ir/quant.py); the C does integer arithmetic only.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -23,9 +24,13 @@ def activation_bounds(act, out_t):
         return qmin, qmax
     s, z = out_t.quant.scale[0], out_t.quant.zero_point[0]
     lo, hi = (0.0, math.inf) if act.kind == "Relu" else (act.alpha, act.beta)
-    lo_q = qmin if lo == -math.inf else max(qmin, z + int(np.rint(np.float32(lo) / np.float32(s))))
-    hi_q = qmax if hi == math.inf else min(qmax, z + int(np.rint(np.float32(hi) / np.float32(s))))
-    return lo_q, hi_q
+
+    def q(v, default):  # Q(v), saturated to the type: a bound outside it clamps nothing
+        if math.isinf(v):
+            return default
+        return int(np.clip(z + int(np.rint(np.float32(v) / np.float32(s))), qmin, qmax))
+    hi_q = q(hi, qmax)
+    return min(q(lo, qmin), hi_q), hi_q  # min > max: everything is max, as ONNX Clip
 
 
 def requant_tables(x_t, w_t, y_t, channels):
@@ -37,7 +42,10 @@ def requant_tables(x_t, w_t, y_t, channels):
 
 @kernel("QConv")
 def qconv(ctx, node):
-    context, args = conv_context(ctx, node)
+    # the float conv context would build a C expression of the activation (and fail on a
+    # Clip with an infinite bound); here the activation is the integer clamp below
+    plain = node.replace(attrs=dataclasses.replace(node.attrs, activation=None))
+    context, args = conv_context(ctx, plain)
     g = ctx.graph
     x_t, w_t, y_t = (g.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
     act_min, act_max = activation_bounds(node.attrs.activation, y_t)

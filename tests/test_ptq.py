@@ -28,7 +28,7 @@ from edgecc.passes.cleanup import eliminate_dead_code
 from edgecc.passes import fold_qdq, fold_qdq_rules  # noqa: F401  (the rules registered)
 from edgecc.passes.fuse_activation import fuse_activation
 from edgecc.passes.pipeline import run_pipeline
-from edgecc.passes.quantize import fold_keeping_float, quantize_graph
+from edgecc.passes.quantize import quantize_graph
 from edgecc.runner import SANITIZE, WARNINGS
 from onnx_helpers import make_model, rand
 
@@ -358,7 +358,7 @@ def ranges_of(model, n=8, seed=1):
 
 def finish(graph, exclude=()):
     """What the driver runs after the quantize pass."""
-    return eliminate_dead_code(fold_keeping_float(fuse_activation(graph), exclude))
+    return eliminate_dead_code(fold_qdq.fold_qdq(fuse_activation(graph), keep_float=exclude))
 
 
 def check_pass(graph, ranges, exclude=()):

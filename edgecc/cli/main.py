@@ -156,6 +156,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except EdgeccError as e:
         print(f"edgecc: error: {e}", file=sys.stderr)
         return e.exit_code
+    except BrokenPipeError:  # e.g. `edgecc analyze m.onnx | head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("edgecc: interrupted", file=sys.stderr)
         return 130

@@ -63,10 +63,10 @@ def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str
     graph = run_pipeline(graph, skip=set(skip_passes) | set(names[cut:]))
     graph = post_training_quantize(graph, path, input_shapes, model, calib, calib_method,
                                    calib_percentile, exclude, progress)
-    from ..passes.quantize import fold_keeping_float
+    from ..passes.fold_qdq import fold_qdq
     for name, fn in PIPELINE[cut:]:
         if name not in skip_passes:
-            graph = fold_keeping_float(graph, exclude) if name == "fold-qdq" else fn(graph)
+            graph = fold_qdq(graph, keep_float=exclude) if name == "fold-qdq" else fn(graph)
             graph.verify()
     return graph
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 
@@ -75,8 +75,11 @@ def requant_node(g: Graph, src: str, quant: QuantParams, origin_node: Node, dst:
                 origin=origin_node.origin)
 
 
-def fold_qdq(graph: Graph) -> Graph:
+def fold_qdq(graph: Graph, keep_float: Iterable[str] = ()) -> Graph:
+    """keep_float: names of nodes that stay float (``--quantize-exclude``)."""
     from . import fold_qdq_rules  # noqa: F401  registers the per-op rules
+
+    keep_float = set(keep_float)
 
     g = graph.copy()
     if not any(n.op in ("QuantizeLinear", "DequantizeLinear") for n in g.nodes):
@@ -87,7 +90,7 @@ def fold_qdq(graph: Graph) -> Graph:
         producers, consumers = g.producers(), g.consumers()
         for node in g.nodes:
             rule = FOLD_RULES.get(node.op)
-            if rule is None or len([o for o in node.outputs if o]) != 1:
+            if rule is None or node.name in keep_float or len([o for o in node.outputs if o]) != 1:
                 continue
             out = node.outputs[0]
             users = consumers.get(out, [])

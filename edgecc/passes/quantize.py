@@ -26,7 +26,7 @@ Conv/Gemm/MatMul through fuse-activation (only Relu/Clip fold into int8 ops, so 
 fuses after this pass: a Sigmoid or HardSwish stays a separate op, a QLut), Add/Mul when the
 clamp's fold rule takes the pair. Tensors next to a Q/DQ already keep it, so the pass is
 idempotent. Excluded nodes can still sit between a DQ and a Q (their neighbours are int8):
-``fold_keeping_float`` runs fold-qdq with them hidden from its rules.
+fold-qdq's ``keep_float`` leaves them alone.
 
 Math (QUANT.md): activations per tensor, asymmetric int8 from the range widened to hold 0:
 s = (hi - lo) / 255, z = round(-128 - lo / s). The outputs of ops that only move values
@@ -50,7 +50,6 @@ SHARED_PARAMS = ("MaxPool", "Reshape", "Transpose", "Slice", "Pad", "Resize", "G
 FIXED_PARAMS = {"Softmax": (1.0 / 256.0, -128)}
 CLAMPS = ("Relu", "Clip")
 BOUNDARY = ("QuantizeLinear", "DequantizeLinear")
-FLOAT_MARK = "@float"  # see fold_keeping_float
 WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 
 
@@ -197,21 +196,6 @@ def _fuses_with_clamp(g: Graph, prod: Node, clamp: Node, params) -> bool:
                                     params[clamp.outputs[0]])
     folded = rule(scratch, clamp, [QIn(clamp.inputs[0], None, False)], out)
     return folded is not None and all(prod.outputs[0] not in n.inputs for n in folded)
-
-
-def fold_keeping_float(graph: Graph, exclude: Iterable[str] = ()) -> Graph:
-    """fold-qdq, with the nodes named in ``exclude`` hidden from its rules: a float node
-    between a DQ and a Q (its neighbours are int8) is otherwise exactly what it folds."""
-    from .fold_qdq import fold_qdq
-
-    exclude = set(exclude)
-    hidden = graph.copy()
-    hidden.nodes = [n.replace(op=n.op + FLOAT_MARK) if n.name in exclude else n
-                    for n in graph.nodes]
-    folded = fold_qdq(hidden)
-    folded.nodes = [n.replace(op=n.op[:-len(FLOAT_MARK)]) if n.op.endswith(FLOAT_MARK) else n
-                    for n in folded.nodes]
-    return folded
 
 
 def _qdq_nodes(g: Graph, src: str, t: str, dst: str, quant: QuantParams, origin: Origin):

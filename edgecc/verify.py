@@ -4,6 +4,9 @@ Tolerance (float): every element within ``tol * max|reference|`` of onnxruntime'
 (relative to the largest magnitude in that output). Reported per output: max abs error,
 max error relative to max|ref|, cosine similarity. ``--per-layer`` repeats this for every
 layer output that also exists in the ONNX graph, using a -DEDGECC_TRACE build.
+
+Quantized graphs (integer ops from a QDQ or QOperator model, or ``--quantize int8``) take the
+path of verify_int8.py instead; ``verify_report`` picks the path and is what the CLI calls.
 """
 from __future__ import annotations
 

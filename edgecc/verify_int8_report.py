@@ -15,6 +15,7 @@ from .ir import DType, Graph
 
 INT_DTYPES = (DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32)
 
+
 @dataclass
 class OutputStats:
     name: str
@@ -42,11 +43,13 @@ def output_lsb(graph: Graph, name: str):
 
 
 def classifier_shaped(shape) -> bool:
+    """One non-unit dimension (scores of one sample): top-1 agreement means something."""
     dims = [d for d in shape if d != 1]
     return len(dims) == 1 and 2 <= dims[0] <= 100000
 
 
 def sqnr_db(got: np.ndarray, ref: np.ndarray) -> float:
+    """10 log10(sum ref^2 / sum (got - ref)^2)."""
     signal = float(np.sum(ref.astype(np.float64) ** 2))
     noise = float(np.sum((got.astype(np.float64) - ref.astype(np.float64)) ** 2))
     if noise == 0:
@@ -111,11 +114,15 @@ def _layer_table(rep, show_layers: bool) -> List[str]:
                  "checked alone"
                  + (f", {len(rep.layers) - len(checked)} not comparable"
                     if len(checked) < len(rep.layers) else "")
-                 + (f"; largest integer difference {worst.max_diff:.0f} LSB ('{worst.tensor}'), "
-                    f"{100 * share:.2f}% of elements off by one" if worst else ""))
+                 + (f"; largest integer difference {worst.max_diff:.0f} LSB; "
+                    f"{100 * share:.2f}% of all integer elements off by one (most in "
+                    f"'{worst.tensor}', {100 * worst.off_by_one:.2f}%)" if worst else ""))
     if rep.unchecked:
         lines.append(f"not checked alone (no onnxruntime tensor around them): "
                      f"{', '.join(rep.unchecked)}")
+    if not checked:
+        lines.append("no layer output of the compiled graph is a tensor onnxruntime computes: "
+                     "nothing to compare layer by layer")
     return lines
 
 

@@ -9,9 +9,7 @@ Also: exact-half unit tests of edgecc/ir/quant.py and of the C helpers, and fold
 the arithmetic rules (QDQ ONNX -> integer ops, bit-exact and within 1 LSB of onnxruntime).
 """
 import math
-import os
 import subprocess
-import sys
 
 import numpy as np
 import onnx
@@ -196,6 +194,15 @@ def test_quantize_multiplier_rounding():
     assert quantize_multiplier(0.0) == (0, 0)
     assert quantize_multiplier(2.0**40) == (2**30, 31)       # capped: same results, no overflow
     assert requantize(1, *quantize_multiplier(2.0**40)) == 2**30
+
+
+def test_activation_bounds_saturate():
+    q = qp(0.01, 10)
+    assert bounds(Activation("Relu"), I8, q) == (10, 127)
+    assert bounds(Activation("Clip", 0.0, 6.0), I8, q) == (10, 127)        # 610 saturates
+    assert bounds(Activation("Clip", -math.inf, -5.0), I8, q) == (-128, -128)
+    assert bounds(Activation("Clip", 0.5, 0.2), U8, qp(0.01, 0)) == (20, 20)  # min > max: max
+    assert bounds(Activation("Clip", -0.015, 0.025), I8, q) == (8, 12)      # halves to even
 
 
 def test_c_helpers_match_numpy(tmp_path):
@@ -577,6 +584,7 @@ def _arith_qdq_model(path):
                                       [f"{x}_f"]))
     w = rng.integers(-127, 128, (1, 4, 1, 1)).astype(I8)
     inits["w_q"] = w
+    inits["bias"] = rng.uniform(-0.5, 1.5, (1, 4, 1, 1)).astype(np.float32)  # a float constant
     nodes.append(helper.make_node("DequantizeLinear", ["w_q"] + qparams("w", 0.01, 0, I8),
                                   ["w_f"]))
     outs = {  # output -> (float nodes, output params)
@@ -584,6 +592,7 @@ def _arith_qdq_model(path):
         "addrelu": ([helper.make_node("Add", ["a_f", "c_f"], ["addrelu_t"]),
                      helper.make_node("Relu", ["addrelu_t"], ["addrelu_r"])], (0.02, -128, I8)),
         "mul": ([helper.make_node("Mul", ["a_f", "w_f"], ["mul_r"])], (0.005, 5, I8)),
+        "addc": ([helper.make_node("Add", ["b_f", "bias"], ["addc_r"])], (0.03, 120, U8)),
         "pool": ([helper.make_node("AveragePool", ["c_f"], ["pool_r"], kernel_shape=[3, 3],
                                    strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1)],
                  (0.02, -5, I8)),
@@ -595,6 +604,7 @@ def _arith_qdq_model(path):
         "matmul": ([helper.make_node("MatMul", ["a_f", "d_f"], ["matmul_r"])], (0.06, 1, I8)),
     }
     out_shapes = {"add": (1, 4, 7, 6), "addrelu": (1, 4, 7, 6), "mul": (1, 4, 7, 6),
+                  "addc": (1, 4, 7, 6),
                   "pool": (1, 1, 4, 4), "gap": (1, 4, 1, 1), "mean": (1, 4),
                   "softmax": (1, 4, 7, 6), "matmul": (1, 4, 7, 3)}
     for name, (fnodes, (s, z, t)) in outs.items():
@@ -626,8 +636,10 @@ def test_fold_arith_rules(tmp_path):
     ops = [n.op for n in g.nodes]
     assert set(ops) == {"QuantizeLinear", "DequantizeLinear", "QAdd", "QMul", "QAveragePool",
                         "QReduceMean", "QSoftmax", "QMatMul"}, ops
-    assert sorted(ops).count("QAdd") == 2
+    assert sorted(ops).count("QAdd") == 3
     fused = [n for n in g.nodes if n.op == "QAdd" and n.attrs.activation is not None]
+    addc = next(n for n in g.nodes if n.op == "QAdd" and g.is_constant(n.inputs[1]))
+    c_q, c_qp = g.constants[addc.inputs[1]], g.types[addc.inputs[1]].quant
     assert len(fused) == 1 and fused[0].attrs.activation.kind == "Relu"
     pool = next(n for n in g.nodes if n.op == "QAveragePool" and n.attrs.kernel == (3, 3))
     gap = next(n for n in g.nodes if n.op == "QAveragePool" and n.attrs.kernel == (7, 6))
@@ -642,6 +654,7 @@ def test_fold_arith_rules(tmp_path):
         "add": R.qadd(qi["a"], Q["a"], qi["b"], Q["b"], Q["add"], T["add"]),
         "addrelu": R.qadd(qi["a"], Q["a"], qi["c"], Q["c"], Q["addrelu"], T["addrelu"], relu),
         "mul": R.qmul(qi["a"], Q["a"], w, qp(0.01, 0), Q["mul"], T["mul"]),
+        "addc": R.qadd(qi["b"], Q["b"], c_q, c_qp, Q["addc"], T["addc"]),
         "pool": R.qaverage_pool(qi["c"], Q["c"], Q["pool"], pool.attrs, (4, 4), T["pool"]),
         "gap": R.qaverage_pool(qi["b"], Q["b"], Q["gap"], gap.attrs, (1, 1), T["gap"]),
         "mean": R.qreduce_mean(qi["a"], Q["a"], Q["mean"], (2, 3), False, T["mean"]),

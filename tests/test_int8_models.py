@@ -292,7 +292,8 @@ def test_cli_verify_ptq_reports_sqnr_and_top1(tmp_path, capsys):
             "--inputs", str(heldout)]
     assert main(args + ["--per-layer"]) == 0
     out = capsys.readouterr().out
-    print(out)
+    with capsys.disabled():
+        print("\n" + out)
     assert "SQNR" in out and "verify: PASS" in out and "QConv" in out
     row = next(line for line in out.splitlines() if line.startswith("logits"))
     top1, sqnr = float(row.split()[3].rstrip("%")), float(row.split()[4])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Activation, DType, Node, TensorType
+from ..ir import Activation, DType, Node, QuantParams, TensorType
 from ..ir.quant import choose_qparams, quantize
 from .fold_qdq import FOLD_RULES, QIn, fold_rule, is_int8, per_tensor
 from .fold_qdq_rules import CLAMP_ACTIVATIONS
@@ -34,7 +34,6 @@ def _operand(g, qin, hint: str):
             return None
         value = g.constants[qin.name]
         scale, zp = choose_qparams(value.min(initial=0.0), value.max(initial=0.0), np.int8)
-        from ..ir import QuantParams
         q = QuantParams((scale,), (zp,), None, 8)
         name = g.add_constant(g.fresh_name(f"{hint}_q"), quantize(value, scale, zp, np.int8))
         g.types[name] = TensorType(DType.INT8, value.shape, q)
@@ -44,7 +43,7 @@ def _operand(g, qin, hint: str):
     t = g.types[qin.name]
     if t.quant == qin.quant:
         return qin.name
-    if t.quant is None and qin.const:
+    if t.quant is None:  # e.g. an int8 graph input or constant: its DQ gives its meaning
         g.types[qin.name] = TensorType(t.dtype, t.shape, qin.quant)
         return qin.name
     if qin.const:  # the constant carries other params elsewhere: a copy with these

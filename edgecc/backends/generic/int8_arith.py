@@ -25,6 +25,12 @@ def _st(t):
     return float(t.quant.scale[0]), int(t.quant.zero_point[0])
 
 
+def _offset(names, strides) -> str:
+    """C expression sum(name * stride) without the "* 1"s and the zero strides."""
+    terms = [n if s == 1 else f"{n} * {s}" for n, s in zip(names, strides) if s]
+    return " + ".join(terms) or "0"
+
+
 def _types(ctx, node):
     g = ctx.graph
     return [g.types[n] for n in list(node.inputs) + list(node.outputs) if n]
@@ -38,8 +44,10 @@ def qbinary(ctx, node):
     dims, (sa, sb, sy) = collapse_loops(y.shape, broadcast_strides(a.shape, y.shape),
                                         broadcast_strides(b.shape, y.shape), y.strides)
     act_min, act_max = activation_bounds(node.attrs.activation, ty)
-    context = dict(a=a, b=b, y=y, dims=dims, sa=sa, sb=sb, sy=sy, za=za, zb=zb, zy=zy,
-                   act_min=act_min, act_max=act_max, add=node.op == "QAdd")
+    names = [f"i{k}" for k in range(len(dims))]
+    context = dict(a=a, b=b, y=y, dims=dims, ia=_offset(names, sa), ib=_offset(names, sb),
+                   iy=_offset(names, sy), za=za, zb=zb, zy=zy, act_min=act_min,
+                   act_max=act_max, add=node.op == "QAdd")
     if node.op == "QAdd":
         (ma, sha), (mb, shb), (my, shy) = R.add_multipliers(s_a, s_b, s_y)
         context.update(left=1 << R.ADD_LEFT_SHIFT, ma=ma, sha=sha, mb=mb, shb=shb)

@@ -49,6 +49,7 @@ def analysis(result: CompileResult) -> Dict:
             layers=len(layers), macs=sum(layer["macs"] for layer in layers),
             params=sum(int(v.size) for v in g.constants.values()),
             weights_flash_bytes=flash, weights_flash_by_type=flash_by_type,
+            kernel_tables_flash_bytes=(result.const_bytes or {}).get("table_bytes", 0),
             arena_bytes=plan.arena_bytes,
             lower_bound_bytes=plan.lower_bound,
             arena_over_lower_bound=round(plan.arena_bytes / plan.lower_bound, 4)
@@ -80,7 +81,8 @@ def format_table(info: Dict) -> str:
         f"model: {info['model']}   target: {info['target']}   layers: {t['layers']}",
         f"MACs: {t['macs']:,}   parameters: {t['params']:,}",
         f"flash (weights): {t['weights_flash_bytes']:,} bytes ("
-        + ", ".join(f"{k} {v:,}" for k, v in t["weights_flash_by_type"].items()) + ")",
+        + ", ".join(f"{k} {v:,}" for k, v in t["weights_flash_by_type"].items())
+        + f"); kernel tables (requantization, lookup): {t['kernel_tables_flash_bytes']:,} bytes",
         f"arena (peak SRAM for activations): {t['arena_bytes']:,} bytes",
         f"layer-by-layer lower bound: {t['lower_bound_bytes']:,} bytes "
         f"(peak at '{t['peak_layer']}'); arena / bound = {t['arena_over_lower_bound']}",

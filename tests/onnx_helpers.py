@@ -1,4 +1,10 @@
 """Small ONNX model builders shared by the tests."""
+import functools
+import os
+import subprocess
+import sys
+import tempfile
+
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -23,3 +29,15 @@ def make_model(nodes, inputs, outputs, inits=None, opset=17):
                               ir_version=8)
     onnx.checker.check_model(model)
     return model
+
+
+@functools.lru_cache(maxsize=None)
+def trained_digits_onnx() -> str:
+    """Train the digits CNN on scikit-learn's load_digits now (examples/digits/train.py,
+    seeded, a few seconds) and return the exported ONNX path: the int8 tests quantize a
+    model trained in the test run, not only the bundled file."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tempfile.mkdtemp(prefix="edgecc-digits-")
+    subprocess.run([sys.executable, os.path.join(root, "examples", "digits", "train.py"),
+                    "--out", out], check=True, capture_output=True)
+    return os.path.join(out, "digits_cnn.onnx")

@@ -20,13 +20,14 @@ import onnx
 import pytest
 
 import model_zoo
+from onnx_helpers import trained_digits_onnx
 from edgecc.cli.main import main
 from edgecc.compiler.driver import compile_model
 from edgecc.compiler.registry import op_info
 from edgecc.verify_int8 import format_quant_report, is_integer_node, verify_quantized
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIGITS = os.path.join(ROOT, "examples", "digits", "digits_cnn.onnx")
+DIGITS = trained_digits_onnx()  # trained on load_digits in this test run
 ZOO_SAMPLES = 4  # random N(0, 1) inputs per zoo model (other seeds than calibration)
 
 

@@ -30,10 +30,10 @@ from edgecc.passes.fuse_activation import fuse_activation
 from edgecc.passes.pipeline import run_pipeline
 from edgecc.passes.quantize import quantize_graph
 from edgecc.runner import SANITIZE, WARNINGS
-from onnx_helpers import make_model, rand
+from onnx_helpers import make_model, rand, trained_digits_onnx
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIGITS = os.path.join(ROOT, "examples", "digits", "digits_cnn.onnx")
+DIGITS = trained_digits_onnx()  # trained on load_digits in this test run
 HELDOUT = os.path.join(ROOT, "examples", "digits", "heldout.npz")
 CALIB_COUNT = 100
 

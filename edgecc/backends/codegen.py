@@ -10,7 +10,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import jinja2
 import numpy as np
@@ -115,7 +115,11 @@ class EmitCtx:
 
 
 def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
-             backend_chain: List[str] = ("generic",), extra_template_dirs=()) -> Dict[str, str]:
+             backend_chain: List[str] = ("generic",), extra_template_dirs=(),
+             stats: Optional[dict] = None) -> Dict[str, str]:
+    """C sources by file name. ``stats``, if given, receives the bytes of const data:
+    ``weights_bytes`` (graph constants) and ``table_bytes`` (kernel tables: requantization
+    multipliers, lookup tables)."""
     from . import generic  # noqa: F401  registers the portable kernels
 
     env = make_env(extra_template_dirs)
@@ -129,6 +133,9 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
             dtype = DType.from_numpy(value.dtype)
             sym = ids(name, prefix=f"{prefix}_w_")
             weight_sym[name] = sym
+            if stats is not None:
+                key = "table_bytes" if name.startswith("\0") else "weights_bytes"
+                stats[key] = stats.get(key, 0) + int(value.nbytes)
             weights.append((sym, dtype.c_type, max(value.size, 1),
                             c_array_body(value, dtype), value.size))
         return weight_sym[name]

@@ -27,6 +27,7 @@ class CompileResult:
     files: Dict[str, str]
     prefix: str
     target: str
+    const_bytes: Dict[str, int] = None  # weights_bytes, table_bytes (see codegen.generate)
 
 
 def check_name(prefix: str) -> str:
@@ -115,8 +116,9 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
                      quantize=quantize, calib=calib, calib_method=calib_method,
                      calib_percentile=calib_percentile, exclude=exclude, progress=progress)
     plan = plan_memory(graph)
-    files = generate(graph, plan, prefix, TARGETS[target])
-    return CompileResult(graph, plan, files, prefix, target)
+    stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
+    files = generate(graph, plan, prefix, TARGETS[target], stats=stats)
+    return CompileResult(graph, plan, files, prefix, target, stats)
 
 
 def write_files(files: Dict[str, str], out_dir: str) -> None:

@@ -56,11 +56,25 @@ class LowerCtx:
         name = self.input(i)
         if not name:
             return default
-        value = self.const(name)
+        value = self.const(name) if name in self.graph.constants else self.materialize(name)
         if value is None:
             raise self.error(f"input {i} ({what}) must be a compile-time constant "
                              "(an initializer or computable from shapes)")
         return value
+
+    def materialize(self, name: str) -> Optional[np.ndarray]:
+        """A tensor made by DequantizeLinear of a constant (a quantized BatchNorm scale, say)
+        becomes a float constant when an op needs its value at compile time."""
+        producer = next((n for n in self.graph.nodes if name in n.outputs), None)
+        if (producer is None or producer.op != "DequantizeLinear"
+                or producer.inputs[0] not in self.graph.constants):
+            return None
+        from .lowering.quantize_linear import dequantize_constant
+        value = dequantize_constant(producer.attrs.quant, self.graph.constants[producer.inputs[0]])
+        self.graph.nodes.remove(producer)
+        del self.graph.types[name]
+        self.graph.add_constant(name, value.astype(np.float32))
+        return self.graph.constants[name]
 
     def type(self, name: str) -> TensorType:
         if name in self.graph.types:
@@ -157,7 +171,7 @@ def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Grap
             raise ctx.error("unsupported op")
         for pos in entry.const_inputs:
             name = ctx.input(pos)
-            if name and name not in graph.constants:
+            if name and name not in graph.constants and ctx.materialize(name) is None:
                 raise ctx.error(f"input {pos} ('{name}') must be a compile-time constant")
         for i in node.input:
             if i and i not in graph.types and i not in graph.constants:

@@ -26,7 +26,7 @@ def qparams_from(ctx, scale, zero_point, axis: int, rank: int, dtype: DType) -> 
     scale = np.asarray(scale, dtype=np.float64).reshape(-1)
     zp = (np.zeros(scale.shape, dtype=np.int64) if zero_point is None
           else np.asarray(zero_point).astype(np.int64).reshape(-1))
-    per_axis = scale.size > 1 or np.ndim(ctx.const(ctx.input(1))) == 1
+    per_axis = scale.size > 1  # a one-element 1-D scale is the same as a per-tensor one
     if per_axis and axis < 0:
         axis += rank
     if zp.size == 1 and scale.size > 1:
@@ -56,9 +56,13 @@ def _ref_quantize(node, xs):
     return [quantize(xs[0], s, z, dtype)]
 
 
+def dequantize_constant(quant: QuantParams, value: np.ndarray) -> np.ndarray:
+    s, z = _broadcast(quant, value.shape)
+    return dequantize(value, s, z)
+
+
 def _ref_dequantize(node, xs):
-    s, z = _broadcast(node.attrs.quant, xs[0].shape)
-    return [dequantize(xs[0], s, z)]
+    return [dequantize_constant(node.attrs.quant, xs[0])]
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
         raise EdgeccError(f"C compiler '{cc}' not found (install gcc)")
     os.makedirs(workdir, exist_ok=True)
     for name, text in files.items():
+        os.makedirs(os.path.dirname(os.path.join(workdir, name)), exist_ok=True)
         with open(os.path.join(workdir, name), "w") as f:
             f.write(text)
     main_c = os.path.join(workdir, f"{prefix}_main.c")
@@ -45,7 +46,9 @@ def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
         f.write(render_harness(prefix, len(graph.inputs), len(graph.outputs)))
     sources = [os.path.join(workdir, n) for n in sorted(files) if n.endswith(".c")] + [main_c]
     exe = os.path.join(workdir, f"{prefix}_host")
-    cmd = [cc, *WARNINGS, opt, *(SANITIZE if sanitize else []),
+    include = [f"-I{os.path.join(workdir, d)}" for d in sorted({os.path.dirname(n) for n in files})
+               if d]
+    cmd = [cc, *WARNINGS, opt, *include, *(SANITIZE if sanitize else []),
            *(["-DEDGECC_TRACE"] if trace else []), "-o", exe, *sources, "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -106,12 +106,18 @@ class EmitCtx:
     prefix: str
     ids: Identifiers
     backend_chain: List[str]
+    node_index: int = -1
 
     def view(self, name: str) -> K.TensorView:
         return K.view(self.graph, name)
 
     def const(self, name: str):
         return self.graph.constants.get(name) if name else None
+
+    def scratch(self, node) -> str:
+        """C pointer expression of the node's scratch buffer in the arena (or 0)."""
+        offset = self.plan.scratch_offsets.get(self.node_index)
+        return "0" if offset is None else f"(void *)({self.prefix}_arena + {offset}u)"
 
 
 def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
@@ -120,9 +126,10 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
     """C sources by file name. ``stats``, if given, receives the bytes of const data:
     ``weights_bytes`` (graph constants) and ``table_bytes`` (kernel tables: requantization
     multipliers, lookup tables)."""
-    from . import generic  # noqa: F401  registers the portable kernels
+    from . import cmsis, generic  # noqa: F401  registers the kernels
 
-    env = make_env(extra_template_dirs)
+    backend_dirs = [os.path.join(os.path.dirname(__file__), b, "templates") for b in backend_chain]
+    env = make_env(list(extra_template_dirs) + [d for d in backend_dirs if os.path.isdir(d)])
     ids = Identifiers()
     ctx = EmitCtx(graph, plan, prefix, ids, list(backend_chain))
     weights = []        # (symbol, ctype, numel, body)
@@ -154,11 +161,16 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
             calls.append(f"/* {node.op} '{node.name}': {node.outputs[0]} aliases "
                          f"{node.inputs[0]} (no code) */")
             continue
-        fn = K.find_kernel(ctx.backend_chain, node.op)
-        if fn is None:
+        ctx.node_index = idx
+        k = None
+        for backend in ctx.backend_chain:  # the first backend whose kernel takes the node
+            fn = K.KERNELS.get((backend, node.op))
+            k = fn(ctx, node) if fn else None
+            if k is not None:
+                break
+        if k is None:
             raise UnsupportedError(f"{node.origin.describe()}: no C kernel for IR op "
                                    f"'{node.op}' on backends {', '.join(ctx.backend_chain)}")
-        k = fn(ctx, node)
         for h in k.needs:
             if h not in helpers:
                 helpers.append(h)
@@ -194,7 +206,7 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
             entry["source"] = f"{prefix}_arena + {plan.offset(n)}u"
         io_outputs.append(entry)
 
-    uses_arena = bool(io_inputs) or any(f"{prefix}_arena" in c for c in calls) or any(
+    uses_arena = bool(io_inputs) or bool(plan.scratch_offsets) or any(f"{prefix}_arena" in c for c in calls) or any(
         "source" in o and f"{prefix}_arena" in o["source"] for o in io_outputs)
     common = dict(uses_arena=uses_arena, prefix=prefix, PREFIX=prefix.upper(), graph=graph, plan=plan,
                   inputs=io_inputs, outputs=io_outputs, weights=weights,
@@ -202,7 +214,7 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
     return {
         f"{prefix}.h": env.get_template("model.h.j2").render(**common),
         f"{prefix}.c": env.get_template("model.c.j2").render(
-            layers=layers, calls=calls, helpers=[env.get_template(h).render().strip() + "\n"
+            layers=layers, calls=calls, cmsis="cmsis_helpers.c.j2" in helpers, helpers=[env.get_template(h).render().strip() + "\n"
                                                  for h in helpers], **common),
         f"{prefix}_weights.h": env.get_template("weights.h.j2").render(**common),
         f"{prefix}_weights.c": env.get_template("weights.c.j2").render(**common),

@@ -17,7 +17,21 @@ CALIB_METHODS = ("minmax", "percentile", "entropy")
 TARGETS = {
     # target -> backend chain (first match wins; generic covers every op)
     "generic": ["generic"],
+    "cortex-m4": ["cmsis", "generic"],
+    "cortex-m7": ["cmsis", "generic"],
+    "cortex-m55": ["cmsis", "generic"],
 }
+CMSIS_RUNTIME = os.path.join(os.path.dirname(os.path.dirname(__file__)), "runtime_c", "cmsis_nn")
+
+
+def cmsis_runtime_files() -> Dict[str, str]:
+    """edgecc's CMSIS-NN-compatible sources, shipped next to the model as cmsis_nn/."""
+    files = {}
+    for name in sorted(os.listdir(CMSIS_RUNTIME)) if os.path.isdir(CMSIS_RUNTIME) else []:
+        if name.endswith((".c", ".h")):
+            with open(os.path.join(CMSIS_RUNTIME, name)) as f:
+                files[f"cmsis_nn/{name}"] = f.read()
+    return files
 
 
 @dataclass
@@ -115,9 +129,18 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     graph = optimize(path, input_shapes, model=model, skip_passes=skip_passes,
                      quantize=quantize, calib=calib, calib_method=calib_method,
                      calib_percentile=calib_percentile, exclude=exclude, progress=progress)
-    plan = plan_memory(graph)
+    scratch = {}
+    if "cmsis" in TARGETS[target]:
+        from ..backends.cmsis.kernels import scratch_bytes
+        from ..passes.layout_nhwc import to_nhwc
+        graph = to_nhwc(graph)
+        graph.verify()
+        scratch = {i: scratch_bytes(graph, n) for i, n in enumerate(graph.nodes)}
+    plan = plan_memory(graph, scratch=scratch)
     stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
     files = generate(graph, plan, prefix, TARGETS[target], stats=stats)
+    if "cmsis" in TARGETS[target] and any("arm_nnfunctions.h" in t for t in files.values()):
+        files.update(cmsis_runtime_files())
     return CompileResult(graph, plan, files, prefix, target, stats)
 
 
@@ -125,6 +148,7 @@ def write_files(files: Dict[str, str], out_dir: str) -> None:
     try:
         os.makedirs(out_dir, exist_ok=True)
         for name, text in sorted(files.items()):
+            os.makedirs(os.path.dirname(os.path.join(out_dir, name)), exist_ok=True)
             with open(os.path.join(out_dir, name), "w", newline="\n") as f:
                 f.write(text)
     except OSError as e:

@@ -2,8 +2,8 @@
 
 The compile-time constants (multipliers, shifts, tables) are derived here by the same functions
 the backend calls, so the C and these references share them; everything after that is integer
-arithmetic that the tests compare element for element (tests/test_int8_kernels.py). Arrays are
-NCHW; ``q*`` arguments are per-tensor ``QuantParams`` unless said otherwise. See QUANT.md.
+arithmetic that the tests compare element for element (tests/test_int8_kernels.py and
+tests/test_int8_arith_kernels.py). Arrays are NCHW; ``q*`` arguments are per-tensor ``QuantParams`` unless said otherwise. See QUANT.md.
 
   QAdd    (TFLite): a' = requant((a - za) << 20, s_a / 2max), b' likewise with s_b / 2max,
           y = requant(a' + b', 2max / (2^20 s_y)) + zy, 2max = 2 max(s_a, s_b)

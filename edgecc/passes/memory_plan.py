@@ -24,7 +24,7 @@ the unmerged ``buffers`` place better.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from ..compiler.registry import op_info
 from ..ir import Graph
@@ -52,6 +52,7 @@ class MemoryPlan:
     arena_bytes: int
     lower_bound: int
     live_bytes: List[int] = field(default_factory=list)  # per node
+    scratch_offsets: Dict[int, int] = field(default_factory=dict)  # node index -> offset
 
     def offset(self, tensor: str) -> int:
         return self.offsets[tensor]
@@ -145,15 +146,28 @@ def _orders(buffers: List[Buffer]) -> List[List[int]]:
     ]
 
 
-def plan_memory(graph: Graph, allow_inplace: bool = True) -> MemoryPlan:
+def _add_scratch(buffers: List[Buffer], scratch: Dict[int, int]) -> None:
+    """Kernel scratch: a buffer live only during its node."""
+    for idx, nbytes in sorted(scratch.items()):
+        if nbytes > 0:
+            buffers.append(Buffer([f"\0scratch{idx}"], _align(nbytes), idx, idx))
+
+
+def plan_memory(graph: Graph, allow_inplace: bool = True,
+                scratch: Optional[Dict[int, int]] = None) -> MemoryPlan:
+    """scratch: node index -> bytes of scratch memory that node's kernel needs."""
+    scratch = scratch or {}
     buffers, buf_of = _build_buffers(graph, allow_inplace)
+    _add_scratch(buffers, scratch)
     live = live_bytes_per_node(buffers, len(graph.nodes))
     bound = max(live) if graph.nodes else sum(b.size for b in buffers)
     candidates = [(buffers, buf_of)]
     if allow_inplace:
         # In-place merging changes lifetimes, and greedy placement is a heuristic: on a few
         # graphs the merged buffers place worse than plain greedy-by-size. Keep the better.
-        candidates.append(_build_buffers(graph, allow_inplace=False))
+        plain = _build_buffers(graph, allow_inplace=False)
+        _add_scratch(plain[0], scratch)
+        candidates.append(plain)
     best = None
     for bufs, groups in candidates:
         for order in _orders(bufs):
@@ -164,7 +178,9 @@ def plan_memory(graph: Graph, allow_inplace: bool = True) -> MemoryPlan:
     for b, off in zip(bufs, offsets):
         b.offset = off
     tensor_offsets = {t: bufs[bi].offset for t, bi in groups.items()}
-    return MemoryPlan(tensor_offsets, bufs, arena, bound, live)
+    scratch_offsets = {int(b.tensors[0][8:]): b.offset for b in bufs
+                       if b.tensors[0].startswith("\0scratch")}
+    return MemoryPlan(tensor_offsets, bufs, arena, bound, live, scratch_offsets)
 
 
 def greedy_by_size_arena(graph: Graph) -> int:

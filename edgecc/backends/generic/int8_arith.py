@@ -18,7 +18,7 @@ from ...ir.quant import quant_range
 from ..kernels import Kernel, broadcast_strides, collapse_loops, kernel
 from .int8 import HELPERS, activation_bounds
 from .pool import pool_context
-from .reduce import _index, _loops
+from .reduce import reduce_geometry
 
 
 def _st(t):
@@ -85,26 +85,11 @@ def qreduce_mean(ctx, node):
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
     tx, ty = _types(ctx, node)
     (s_x, zx), (s_y, zy) = _st(tx), _st(ty)
-    axes = node.attrs.axes
-    kept = [a for a in range(x.rank) if a not in axes]
-    kept_dims = [x.shape[a] for a in kept]
-    out_strides, acc = [], 1
-    for d in reversed(kept_dims):
-        out_strides.insert(0, acc)
-        acc *= d
-    outer_dims, (in_strides, out_strides) = collapse_loops(
-        kept_dims, [x.strides[a] for a in kept], out_strides)
-    inner = _loops([x.shape[a] for a in axes], [x.strides[a] for a in axes])
-    count = int(np.prod([x.shape[a] for a in axes]))
+    geometry, count = reduce_geometry(x, node.attrs.axes)
     m0, shift = R.mean_multiplier(s_x, s_y, count)
-    ov = [f"o{i}" for i in range(len(outer_dims))]
-    iv = [f"r{i}" for i in range(len(inner))]
     qmin, qmax = quant_range(ty.dtype.np_dtype)
     return Kernel("qreduce_mean.c.j2", dict(
-        x=x, y=y, outer_vars=ov, inner_vars=iv, outer_loops=list(zip(ov, outer_dims)),
-        inner_loops=list(zip(iv, [d for d, _ in inner])), base=_index(ov, in_strides),
-        out_index=_index(ov, out_strides), in_index=_index(iv, [s for _, s in inner]),
-        zx=zx, zy=zy, m0=m0, shift=shift, qmin=qmin, qmax=qmax),
+        x=x, y=y, zx=zx, zy=zy, m0=m0, shift=shift, qmin=qmin, qmax=qmax, **geometry),
         [x.name, y.name], needs=HELPERS)
 
 

@@ -25,10 +25,10 @@ def _loops(dims, strides):
     return list(zip(dims, strides))
 
 
-@kernel("ReduceSum", "ReduceMean", "ReduceMax")
-def reduce(ctx, node):
-    x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
-    axes = node.attrs.axes
+def reduce_geometry(x, axes):
+    """(context, count) of a reduction of the view x over axes: the loop variables, loop
+    bounds and index expressions that reduce.c.j2 and qreduce_mean.c.j2 share, and the number
+    of elements reduced into each output."""
     kept = [a for a in range(x.rank) if a not in axes]
     kept_dims = [x.shape[a] for a in kept]
     out_strides, acc = [], 1
@@ -39,6 +39,18 @@ def reduce(ctx, node):
         kept_dims, [x.strides[a] for a in kept], out_strides)
     inner = _loops([x.shape[a] for a in axes], [x.strides[a] for a in axes])
     count = int(np.prod([x.shape[a] for a in axes]))
+    ov = [f"o{i}" for i in range(len(outer_dims))]
+    iv = [f"r{i}" for i in range(len(inner))]
+    return dict(outer_vars=ov, inner_vars=iv, outer_loops=list(zip(ov, outer_dims)),
+                inner_loops=list(zip(iv, [d for d, _ in inner])),
+                base=_index(ov, in_strides), out_index=_index(ov, out_strides),
+                in_index=_index(iv, [s for _, s in inner])), count
+
+
+@kernel("ReduceSum", "ReduceMean", "ReduceMax")
+def reduce(ctx, node):
+    x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
+    geometry, count = reduce_geometry(x, node.attrs.axes)
     dt = x.dtype
     # integer sums accumulate in 64 bits (wrapping to the output type like numpy at the end)
     acc_t = dt.c_type if dt.is_float or dt == DType.BOOL or node.op == "ReduceMax" else (
@@ -54,13 +66,5 @@ def reduce(ctx, node):
                 result = "NAN" if dt.is_float else "0"
             else:
                 result = f"acc / ({acc_t}){count}"
-    ov = [f"o{i}" for i in range(len(outer_dims))]
-    iv = [f"r{i}" for i in range(len(inner))]
-    return Kernel("reduce.c.j2",
-                  dict(x=x, y=y, outer_vars=ov, inner_vars=iv,
-                       outer_loops=list(zip(ov, outer_dims)),
-                       inner_loops=list(zip(iv, [d for d, _ in inner])),
-                       base=_index(ov, in_strides), out_index=_index(ov, out_strides),
-                       in_index=_index(iv, [s for _, s in inner]),
-                       acc_t=acc_t, init=init, step=step, result=result),
-                  [x.name, y.name])
+    return Kernel("reduce.c.j2", dict(x=x, y=y, acc_t=acc_t, init=init, step=step,
+                                      result=result, **geometry), [x.name, y.name])

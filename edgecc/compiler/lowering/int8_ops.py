@@ -23,3 +23,16 @@ def _fc_macs(graph, node):
 ir_op("QConv", macs=_conv_macs)
 ir_op("QGemm", macs=_fc_macs)
 ir_op("QLut", elementwise=True)
+
+
+def _nhwc_conv_macs(graph, node):
+    """output elements x kh x kw x input channels per group (NHWC, weights OHWI or 1HWM)."""
+    y = graph.types[node.outputs[0]].shape
+    c_in = graph.types[node.inputs[0]].shape[3]
+    kh, kw = node.attrs.kernel
+    return int(np.prod(y)) * kh * kw * (c_in // node.attrs.group)
+
+
+# Created by passes/layout_nhwc.py for the CMSIS-NN backend.
+ir_op("QConvNHWC", macs=_nhwc_conv_macs)
+ir_op("MaxPoolNHWC")

@@ -1,0 +1,135 @@
+"""Kernels that call the CMSIS-NN s8 API (v6). Each returns None when the node is outside
+what the CMSIS-NN function computes, and the portable kernel is used instead.
+
+The generated code links a user-provided `cmsis-nn` library, or edgecc's own implementation
+of exactly these functions (runtime_c/cmsis_nn/). Scratch buffers live in the arena: their
+sizes come from ``scratch_bytes`` at compile time and every call checks, at run time, that
+the library's ``*_get_buffer_size`` fits the reserved bytes.
+"""
+from __future__ import annotations
+
+from ...ir.quant import quant_range, quantize_multiplier
+from ..generic.int8 import activation_bounds, requant_tables
+from ..kernels import Kernel, kernel
+
+HELPERS = ("cmsis_helpers.c.j2",)
+# Scratch the real CMSIS-NN may ask for on DSP cores (its documented buffer-size formulas
+# for the s8 convolutions), so a firmware that links the real library has room for it.
+SCRATCH_ALIGN = 16
+
+
+def _dims(shape):
+    n, h, w, c = shape
+    return dict(n=n, h=h, w=w, c=c)
+
+
+def scratch_bytes(graph, node) -> int:
+    """Bytes of scratch reserved in the arena for a node (0 for ops without scratch)."""
+    if node.op != "QConvNHWC":
+        return 0
+    x = graph.types[node.inputs[0]].shape
+    k = node.attrs.kernel
+    if node.attrs.group == 1:
+        need = 2 * x[3] * k[0] * k[1] * 2       # im2col of two columns, int16
+    else:
+        need = x[3] * k[0] * k[1] * 2 + 4       # one depthwise patch, int16
+    return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
+
+
+@kernel("QConvNHWC", backend="cmsis")
+def conv(ctx, node):
+    g = ctx.graph
+    x, w, y = (ctx.view(n) for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    b = ctx.view(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    x_t, w_t, y_t = (g.types[n] for n in (x.name, w.name, y.name))
+    a = node.attrs
+    act_min, act_max = activation_bounds(a.activation, y_t)
+    depthwise = a.group != 1
+    channels = y.shape[3]
+    filter_dims = (dict(n=1, h=a.kernel[0], w=a.kernel[1], c=channels) if depthwise else
+                   dict(n=channels, h=a.kernel[0], w=a.kernel[1], c=x.shape[3]))
+    return Kernel("cmsis_conv.c.j2", dict(
+        x=x, w=w, b=b, y=y, depthwise=depthwise, ch_mult=channels // x.shape[3],
+        input_dims=_dims(x.shape), filter_dims=filter_dims, output_dims=_dims(y.shape),
+        stride=a.strides, pad=a.pads[:2], dilation=a.dilations,
+        in_offset=-x_t.quant.zero_point[0], out_offset=y_t.quant.zero_point[0],
+        act_min=act_min, act_max=act_max, scratch=ctx.scratch(node),
+        scratch_size=scratch_bytes(g, node)),
+        [x.name, w.name] + ([b.name] if b else []) + [y.name],
+        tables=requant_tables(x_t, w_t, y_t, channels), needs=HELPERS)
+
+
+@kernel("MaxPoolNHWC", backend="cmsis")
+def max_pool(ctx, node):
+    x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
+    a = node.attrs
+    if any(d != 1 for d in a.dilations):
+        return None
+    qmin, qmax = quant_range(x.dtype.np_dtype)
+    return Kernel("cmsis_max_pool.c.j2", dict(
+        x=x, y=y, input_dims=_dims(x.shape), output_dims=_dims(y.shape), kernel=a.kernel,
+        stride=a.strides, pad=a.pads[:2], act_min=qmin, act_max=qmax),
+        [x.name, y.name], needs=HELPERS)
+
+
+@kernel("QGemm", backend="cmsis")
+def fully_connected(ctx, node):
+    g = ctx.graph
+    x, w, y = (ctx.view(n) for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    b = ctx.view(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    x_t, w_t, y_t = (g.types[n] for n in (x.name, w.name, y.name))
+    if x.dtype != w.dtype or x_t.quant is None or x.ctype != "int8_t":
+        return None
+    act_min, act_max = activation_bounds(node.attrs.activation, y_t)
+    tables = requant_tables(x_t, w_t, y_t, y.shape[1])
+    per_tensor = len(set(w_t.quant.scale)) == 1
+    context = dict(x=x, w=w, b=b, y=y, batches=x.shape[0], accum_depth=w.shape[1],
+                   out_ch=w.shape[0], in_offset=-x_t.quant.zero_point[0],
+                   out_offset=y_t.quant.zero_point[0], act_min=act_min, act_max=act_max,
+                   per_tensor=per_tensor)
+    if per_tensor:
+        context.update(multiplier=int(tables["multiplier"][0]), shift=int(tables["shift"][0]))
+        tables = {}
+    return Kernel("cmsis_fully_connected.c.j2", context,
+                  [x.name, w.name] + ([b.name] if b else []) + [y.name], tables=tables,
+                  needs=HELPERS)
+
+
+def _same_shape(ctx, node):
+    return len({ctx.graph.types[i].shape for i in node.inputs}) == 1
+
+
+@kernel("QAdd", backend="cmsis")
+def elementwise_add(ctx, node):
+    from ...ir.quant_ref import ADD_LEFT_SHIFT, add_multipliers
+    if not _same_shape(ctx, node) or ctx.view(node.outputs[0]).ctype != "int8_t":
+        return None
+    g = ctx.graph
+    a, b, y = (g.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    (ma, sa), (mb, sb), (my, sy) = add_multipliers(a.quant.scale[0], b.quant.scale[0],
+                                                   y.quant.scale[0])
+    p = dict(a_offset=-a.quant.zero_point[0], a_mult=ma, a_shift=sa,
+             b_offset=-b.quant.zero_point[0], b_mult=mb, b_shift=sb, left_shift=ADD_LEFT_SHIFT,
+             out_offset=y.quant.zero_point[0], out_mult=my, out_shift=sy)
+    act_min, act_max = activation_bounds(node.attrs.activation, y)
+    return Kernel("cmsis_add.c.j2", dict(
+        a=ctx.view(node.inputs[0]), b=ctx.view(node.inputs[1]), y=ctx.view(node.outputs[0]),
+        p=p, act_min=act_min, act_max=act_max), list(node.inputs) + [node.outputs[0]],
+        needs=HELPERS)
+
+
+@kernel("QMul", backend="cmsis")
+def elementwise_mul(ctx, node):
+    if not _same_shape(ctx, node) or ctx.view(node.outputs[0]).ctype != "int8_t":
+        return None
+    g = ctx.graph
+    a, b, y = (g.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    mult, shift = quantize_multiplier(a.quant.scale[0] * b.quant.scale[0] / y.quant.scale[0])
+    act_min, act_max = activation_bounds(node.attrs.activation, y)
+    return Kernel("cmsis_mul.c.j2", dict(
+        a=ctx.view(node.inputs[0]), b=ctx.view(node.inputs[1]), y=ctx.view(node.outputs[0]),
+        a_offset=-a.quant.zero_point[0], b_offset=-b.quant.zero_point[0],
+        out_offset=y.quant.zero_point[0], mult=mult, shift=shift, act_min=act_min,
+        act_max=act_max), list(node.inputs) + [node.outputs[0]], needs=HELPERS)
+
+

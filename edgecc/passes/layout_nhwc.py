@@ -1,0 +1,142 @@
+"""Put the int8 convolutions and max pools of a graph into NHWC, CMSIS-NN's layout.
+
+Before:  y = QConv(x[N,C,H,W], w[M,C/g,kh,kw], b)          (NCHW, ONNX's layout)
+After:   xt = Transpose[0,2,3,1](x);  yt = QConvNHWC(xt[N,H,W,C], w'[M,kh,kw,C], b)
+         y = Transpose[0,3,1,2](yt)      -- and back-to-back Transposes cancel out
+
+Preconditions: 2-D convolutions (4-D tensors) with per-tensor int8 activations; group 1
+(weights OHWI) or depthwise (group == C, weights [1, kh, kw, M]). MaxPool on int8 4-D
+tensors becomes MaxPoolNHWC. Pointwise integer ops whose inputs all have the same shape
+(QLut, QAdd, QMul, QuantizeLinear/DequantizeLinear per tensor) run in whatever layout their
+inputs have, so a chain conv -> add -> conv stays NHWC. Every other op sees NCHW: a Transpose
+is inserted where an NHWC tensor meets it, and graph outputs are returned in NCHW.
+
+Math: only memory order changes; the weights are permuted at compile time. A Transpose that
+moves only size-1 axes (e.g. NHWC -> NCHW of an N x 1 x 1 x C tensor) is a Reshape (no copy).
+"""
+from __future__ import annotations
+
+from typing import Dict, List
+
+import numpy as np
+
+from ..compiler.lowering.movement import TransposeAttrs
+from ..compiler.lowering.shape_ops import ReshapeAttrs
+from ..ir import DType, Graph, Node, TensorType
+from .fold_qdq import per_tensor
+
+TO_NHWC = (0, 2, 3, 1)
+TO_NCHW = (0, 3, 1, 2)
+AGNOSTIC = ("QLut", "QAdd", "QMul", "QuantizeLinear", "DequantizeLinear")
+
+
+def _nhwc_shape(shape):
+    return tuple(shape[i] for i in TO_NHWC)
+
+
+def _convertible(g: Graph, node: Node) -> bool:
+    if node.op == "QConv":
+        x_t, w_t = g.types[node.inputs[0]], g.types[node.inputs[1]]
+        if x_t.rank != 4 or not per_tensor(x_t.quant):
+            return False
+        group, channels = node.attrs.group, x_t.shape[1]
+        return group == 1 or (group == channels and w_t.shape[1] == 1)
+    if node.op == "MaxPool":
+        x_t = g.types[node.inputs[0]]
+        return (x_t.rank == 4 and x_t.dtype in (DType.INT8,)
+                and len([o for o in node.outputs if o]) == 1 and len(node.attrs.kernel) == 2)
+    return False
+
+
+def _transpose(g: Graph, src: str, perm, origin: Node) -> Node:
+    t = g.types[src]
+    shape = tuple(t.shape[i] for i in perm)
+    dst = g.fresh_name(f"{src}_{'nhwc' if perm == TO_NHWC else 'nchw'}")
+    g.types[dst] = TensorType(t.dtype, shape, t.quant)
+    moved = [d for d in t.shape if d != 1] == [d for d in shape if d != 1]
+    if moved:  # only size-1 axes move: the bytes are already in order
+        return Node("Reshape", (src,), (dst,), ReshapeAttrs(shape), origin.name, origin.origin)
+    return Node("Transpose", (src,), (dst,), TransposeAttrs(tuple(perm)), origin.name,
+                origin.origin)
+
+
+def _permute_weights(g: Graph, node: Node) -> str:
+    w_name = node.inputs[1]
+    w = g.constants[w_name]
+    depthwise = node.attrs.group != 1
+    wt = np.ascontiguousarray(w.transpose(1, 2, 3, 0) if depthwise else w.transpose(0, 2, 3, 1))
+    name = g.add_constant(g.fresh_name(f"{w_name}_{'1hwm' if depthwise else 'ohwi'}"), wt)
+    q = g.types[w_name].quant
+    g.types[name] = TensorType(g.types[w_name].dtype, wt.shape,
+                               type(q)(q.scale, q.zero_point, 3 if depthwise else 0, q.bits))
+    return name
+
+
+def to_nhwc(graph: Graph) -> Graph:
+    g = graph.copy()
+    nhwc: Dict[str, str] = {}   # NCHW tensor name -> its NHWC twin, where one exists
+    nchw: Dict[str, str] = {}   # NHWC-only tensor name -> its NCHW twin, once made
+    produced_nhwc = set()       # tensors that exist only in NHWC
+    out: List[Node] = []
+
+    def as_nhwc(name: str, origin: Node) -> str:
+        if name in produced_nhwc:
+            return name
+        if name not in nhwc:
+            t = _transpose(g, name, TO_NHWC, origin)
+            out.append(t)
+            nhwc[name] = t.outputs[0]
+        return nhwc[name]
+
+    def as_nchw(name: str, origin: Node) -> str:
+        if name not in produced_nhwc:
+            return name
+        if name not in nchw:
+            t = _transpose(g, name, TO_NCHW, origin)
+            out.append(t)
+            nchw[name] = t.outputs[0]
+        return nchw[name]
+
+    renamed: Dict[str, str] = {}  # original NCHW output name -> NHWC tensor standing for it
+    for node in g.nodes:
+        convertible = _convertible(g, node)  # judged on the NCHW types
+        node = node.replace(inputs=tuple(renamed.get(i, i) for i in node.inputs))
+        if convertible:
+            x = as_nhwc(node.inputs[0], node)
+            rest = list(node.inputs[1:])
+            if node.op == "QConv":
+                rest[0] = _permute_weights(g, node)
+            y = node.outputs[0]
+            y_t = g.types[y]
+            y_nhwc = g.fresh_name(f"{y}_nhwc")
+            g.types[y_nhwc] = TensorType(y_t.dtype, _nhwc_shape(y_t.shape), y_t.quant)
+            out.append(node.replace(op=node.op + "NHWC", inputs=(x, *rest), outputs=(y_nhwc,)))
+            produced_nhwc.add(y_nhwc)
+            renamed[y] = y_nhwc
+            continue
+        runtime = [i for i in node.inputs if i and not g.is_constant(i)]
+        if (node.op in AGNOSTIC and runtime and all(i in produced_nhwc for i in runtime)
+                and len({g.types[i].shape for i in runtime}) == 1
+                and all(per_tensor(g.types[i].quant) or g.types[i].quant is None
+                        for i in runtime)
+                and (node.op not in ("QuantizeLinear", "DequantizeLinear")
+                     or node.attrs.quant.axis is None)):
+            y = node.outputs[0]
+            y_t = g.types[y]
+            y_nhwc = g.fresh_name(f"{y}_nhwc")
+            g.types[y_nhwc] = TensorType(y_t.dtype, _nhwc_shape(y_t.shape), y_t.quant)
+            out.append(node.replace(outputs=(y_nhwc,)))
+            produced_nhwc.add(y_nhwc)
+            renamed[y] = y_nhwc
+            continue
+        out.append(node.replace(inputs=tuple(as_nchw(i, node) if i else i
+                                             for i in node.inputs)))
+    # graph outputs keep their names and NCHW layout
+    for o in g.outputs:
+        if o in renamed:
+            src = renamed[o]
+            t = _transpose(g, src, TO_NCHW, Node("Transpose", (), (), name=o))
+            out.append(t.replace(outputs=(o,)))
+    g.nodes = out
+    g.remove_unused()
+    return g

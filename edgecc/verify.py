@@ -196,15 +196,23 @@ DEFAULT_MIN_SQNR = 20.0
 def verify_report(path: str, target: str = "generic", inputs: Optional[str] = None,
                   per_layer: bool = False, input_shapes=None, tol: float = 1e-4,
                   sanitize: bool = False, min_sqnr: float = DEFAULT_MIN_SQNR,
-                  workdir: Optional[str] = None, **compile_options) -> Tuple[str, bool]:
+                  workdir: Optional[str] = None, flash: Optional[int] = None,
+                  **compile_options) -> Tuple[str, bool]:
     """What `edgecc verify` prints, and whether it passed.
 
     A float graph: the tolerance check above. A graph with integer ops (a QDQ or QOperator
     model): verify_int8.verify_quantized, each layer alone within 1 LSB of onnxruntime. A float
     model compiled with ``quantize="int8"`` (``compile_options`` go to compile_model: prefix,
-    skip_passes, quantize, calib, ...): SQNR and top-1 agreement against the float model.
+    skip_passes, quantize, calib, sram, stack, ...): SQNR and top-1 agreement against the float
+    model. A Cortex-M target: verify_cortex_m (firmware under QEMU bit-exact with the host
+    build, the same checks on the target's graph, and the memory report; ``flash`` is the
+    firmware's flash budget, unused for other targets).
     """
     from . import verify_int8 as q
+    if target.startswith("cortex-m"):
+        from .verify_cortex_m import verify_cortex_m_report
+        return verify_cortex_m_report(path, target, inputs, per_layer, input_shapes, tol,
+                                      sanitize, min_sqnr, workdir, flash, **compile_options)
     quantize = compile_options.get("quantize")
     result = compile_model(path, target, input_shapes, **compile_options)
     if not quantize and not q.has_integer_ops(result.graph):

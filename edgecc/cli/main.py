@@ -51,6 +51,22 @@ def _quantize_args(p: argparse.ArgumentParser) -> None:
                    help="node names that stay float (comma-separated, repeatable)")
 
 
+def _budget_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("memory budget (Cortex-M targets default to their board's)")
+    g.add_argument("--sram", metavar="SIZE", help="SRAM budget, e.g. 256K: arena + I/O + stack "
+                   "must fit, else a one-line error names the peak layer and the bytes over")
+    g.add_argument("--flash", metavar="SIZE", help="flash budget for --emit-project's linker "
+                   "script, e.g. 1M")
+    g.add_argument("--stack", metavar="SIZE", default="8K", help="stack reserved in SRAM "
+                   "(default 8K)")
+
+
+def _budget_kwargs(args) -> dict:
+    from ..compiler.budget import parse_size
+    return dict(sram=parse_size(args.sram, "--sram") if args.sram else None,
+                stack=parse_size(args.stack, "--stack"))
+
+
 def _quantize_kwargs(args) -> dict:
     """compile_model keyword arguments from _quantize_args' flags, checked together."""
     exclude = [n.strip() for spec in args.quantize_exclude for n in spec.split(",") if n.strip()]
@@ -92,19 +108,24 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                        help="with --quantize: pass when every output's SQNR against the float "
                        "model is at least DB (default 20)")
         _quantize_args(p)
+        _budget_args(p)
     elif command == "analyze":
         p = _Parser(prog="edgecc analyze", description="Per-layer MACs, parameters and "
                     "arena plan; totals: flash, peak arena, layer-by-layer lower bound.")
         _common(p)
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
         _quantize_args(p)
+        _budget_args(p)
     else:
         p = _Parser(prog="edgecc", description="Compile an ONNX model to dependency-free C. "
                     "Other commands: 'edgecc verify MODEL', 'edgecc analyze MODEL'.")
         _common(p)
         p.add_argument("-o", "--output", default="edgecc_out", metavar="OUT",
                        help="output folder (default: edgecc_out)")
+        p.add_argument("--emit-project", metavar="DIR", help="Cortex-M targets: also write a "
+                       "CMake firmware project for the target's QEMU board to DIR")
         _quantize_args(p)
+        _budget_args(p)
         p.add_argument("--version", action="version", version=f"edgecc {__version__}")
     return p
 
@@ -117,9 +138,23 @@ def _shapes(args):
 def cmd_compile(args) -> int:
     from ..analyze import analysis
     from ..compiler.driver import compile_model, write_files
+    budget = _budget_kwargs(args)
     result = compile_model(args.model, args.target, _shapes(args), args.name,
-                           skip_passes=args.skip_pass, **_quantize_kwargs(args))
+                           skip_passes=args.skip_pass, **_quantize_kwargs(args), **budget)
     write_files(result.files, args.output)
+    if args.emit_project:
+        from ..compiler.budget import parse_size
+        from ..targets.cortex_m import emit_project
+        from ..verify import random_inputs
+        if not args.target.startswith("cortex-m"):
+            raise EdgeccError("--emit-project needs a Cortex-M --target (cortex-m4, cortex-m7, "
+                              "cortex-m55)")
+        sample = random_inputs(result.graph)
+        emit_project(result.files, args.emit_project, args.target, budget["sram"],
+                     parse_size(args.flash, "--flash") if args.flash else None,
+                     [sample[n] for n in result.graph.inputs], budget["stack"])
+        print(f"edgecc: wrote a CMake firmware project for {args.target} to "
+              f"{args.emit_project}/")
     t = analysis(result)["totals"]
     print(f"edgecc: wrote {', '.join(sorted(result.files))} to {args.output}/ "
           f"({t['layers']} layers, {t['macs']:,} MACs, weights {t['weights_flash_bytes']:,} B, "
@@ -131,7 +166,8 @@ def cmd_analyze(args) -> int:
     from ..analyze import analysis, format_table, to_json
     from ..compiler.driver import compile_model
     result = compile_model(args.model, args.target, _shapes(args), args.name,
-                           skip_passes=args.skip_pass, **_quantize_kwargs(args))
+                           skip_passes=args.skip_pass, **_quantize_kwargs(args),
+                           **_budget_kwargs(args))
     info = analysis(result)
     print(to_json(info) if args.json else format_table(info))
     return 0
@@ -139,10 +175,13 @@ def cmd_analyze(args) -> int:
 
 def cmd_verify(args) -> int:
     from ..verify import verify_report
+    from ..compiler.budget import parse_size
     text, ok = verify_report(args.model, args.target, args.inputs, args.per_layer,
                              _shapes(args), args.tol, sanitize=args.sanitize,
                              min_sqnr=args.min_sqnr, prefix=args.name,
-                             skip_passes=args.skip_pass, **_quantize_kwargs(args))
+                             skip_passes=args.skip_pass, **_quantize_kwargs(args),
+                             **_budget_kwargs(args),
+                             flash=parse_size(args.flash, "--flash") if args.flash else None)
     print(text)
     return 0 if ok else 1
 

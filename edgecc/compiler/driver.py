@@ -117,7 +117,8 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
                   model=None, skip_passes: Sequence[str] = (), quantize: Optional[str] = None,
                   calib: Optional[str] = None, calib_method: str = "minmax",
                   calib_percentile: float = 99.99, exclude: Sequence[str] = (),
-                  progress: Optional[bool] = None) -> CompileResult:
+                  progress: Optional[bool] = None, sram: Optional[int] = None,
+                  stack: Optional[int] = None) -> CompileResult:
     """ONNX -> C sources. ``quantize="int8"`` with ``calib`` (calibration data, see
     compiler/calibrate.py) quantizes a float model after training (int8 activations per
     tensor, int8 weights per channel); nodes named in ``exclude`` stay float."""
@@ -141,7 +142,14 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     files = generate(graph, plan, prefix, TARGETS[target], stats=stats)
     if "cmsis" in TARGETS[target] and any("arm_nnfunctions.h" in t for t in files.values()):
         files.update(cmsis_runtime_files())
-    return CompileResult(graph, plan, files, prefix, target, stats)
+    result = CompileResult(graph, plan, files, prefix, target, stats)
+    if sram is None and target.startswith("cortex-m"):
+        from ..targets.cortex_m import get_board
+        sram = get_board(target).default_sram
+    if sram is not None:
+        from .budget import DEFAULT_STACK, check_sram
+        check_sram(result, sram, DEFAULT_STACK if stack is None else stack)
+    return result
 
 
 def write_files(files: Dict[str, str], out_dir: str) -> None:

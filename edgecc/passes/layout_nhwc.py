@@ -6,7 +6,8 @@ After:   xt = Transpose[0,2,3,1](x);  yt = QConvNHWC(xt[N,H,W,C], w'[M,kh,kw,C],
 
 Preconditions: 2-D convolutions (4-D tensors) with per-tensor int8 activations; group 1
 (weights OHWI) or depthwise (group == C, weights [1, kh, kw, M]). MaxPool on int8 4-D
-tensors becomes MaxPoolNHWC. Pointwise integer ops whose inputs all have the same shape
+tensors becomes MaxPoolNHWC, and QAveragePool with equal input and output quantization (what
+arm_avgpool_s8 computes) QAveragePoolNHWC. Pointwise integer ops whose inputs all have the same shape
 (QLut, QAdd, QMul, QuantizeLinear/DequantizeLinear per tensor) run in whatever layout their
 inputs have, so a chain conv -> add -> conv stays NHWC. Every other op sees NCHW: a Transpose
 is inserted where an NHWC tensor meets it, and graph outputs are returned in NCHW.
@@ -41,10 +42,16 @@ def _convertible(g: Graph, node: Node) -> bool:
             return False
         group, channels = node.attrs.group, x_t.shape[1]
         return group == 1 or (group == channels and w_t.shape[1] == 1)
+    if node.op == "QAveragePool":  # arm_avgpool_s8: same scale and zero point in and out
+        x_t, y_t = g.types[node.inputs[0]], g.types[node.outputs[0]]
+        a = node.attrs
+        return (x_t.rank == 4 and x_t.dtype == DType.INT8 and x_t.quant == y_t.quant
+                and not a.count_include_pad and all(d == 1 for d in a.dilations))
     if node.op == "MaxPool":
         x_t = g.types[node.inputs[0]]
         return (x_t.rank == 4 and x_t.dtype in (DType.INT8,)
-                and len([o for o in node.outputs if o]) == 1 and len(node.attrs.kernel) == 2)
+                and len([o for o in node.outputs if o]) == 1 and len(node.attrs.kernel) == 2
+                and all(d == 1 for d in node.attrs.dilations))
     return False
 
 
@@ -53,8 +60,8 @@ def _transpose(g: Graph, src: str, perm, origin: Node) -> Node:
     shape = tuple(t.shape[i] for i in perm)
     dst = g.fresh_name(f"{src}_{'nhwc' if perm == TO_NHWC else 'nchw'}")
     g.types[dst] = TensorType(t.dtype, shape, t.quant)
-    moved = [d for d in t.shape if d != 1] == [d for d in shape if d != 1]
-    if moved:  # only size-1 axes move: the bytes are already in order
+    kept = [axis for axis in perm if t.shape[axis] != 1]
+    if kept == sorted(kept):  # only size-1 axes move: the bytes are already in order
         return Node("Reshape", (src,), (dst,), ReshapeAttrs(shape), origin.name, origin.origin)
     return Node("Transpose", (src,), (dst,), TransposeAttrs(tuple(perm)), origin.name,
                 origin.origin)

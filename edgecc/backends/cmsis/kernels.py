@@ -8,6 +8,9 @@ the library's ``*_get_buffer_size`` fits the reserved bytes.
 """
 from __future__ import annotations
 
+import numpy as np
+
+from ...ir import DType
 from ...ir.quant import quant_range, quantize_multiplier
 from ..generic.int8 import activation_bounds, requant_tables
 from ..kernels import Kernel, kernel
@@ -25,6 +28,15 @@ def _dims(shape):
 
 def scratch_bytes(graph, node) -> int:
     """Bytes of scratch reserved in the arena for a node (0 for ops without scratch)."""
+    if node.op == "QGemm":  # per-channel weights run as a 1x1 convolution (see below)
+        w_t = graph.types[node.inputs[1]]
+        if w_t.quant is None or len(set(w_t.quant.scale)) == 1:
+            return 0
+        need = 2 * w_t.shape[1] * 2
+        return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
+    if node.op == "QAveragePoolNHWC":  # DSP builds of arm_avgpool_s8: one int32 per channel
+        need = 4 * graph.types[node.inputs[0]].shape[3]
+        return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
     if node.op != "QConvNHWC":
         return 0
     x = graph.types[node.inputs[0]].shape
@@ -59,17 +71,40 @@ def conv(ctx, node):
         tables=requant_tables(x_t, w_t, y_t, channels), needs=HELPERS)
 
 
-@kernel("MaxPoolNHWC", backend="cmsis")
-def max_pool(ctx, node):
+@kernel("MaxPoolNHWC", "QAveragePoolNHWC", backend="cmsis")
+def pool(ctx, node):
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
     a = node.attrs
-    if any(d != 1 for d in a.dilations):
-        return None
     qmin, qmax = quant_range(x.dtype.np_dtype)
-    return Kernel("cmsis_max_pool.c.j2", dict(
+    return Kernel("cmsis_pool.c.j2", dict(
         x=x, y=y, input_dims=_dims(x.shape), output_dims=_dims(y.shape), kernel=a.kernel,
-        stride=a.strides, pad=a.pads[:2], act_min=qmin, act_max=qmax),
+        stride=a.strides, pad=a.pads[:2], act_min=qmin, act_max=qmax,
+        api="arm_max_pool_s8" if node.op == "MaxPoolNHWC" else "arm_avgpool_s8",
+        scratch=ctx.scratch(node), scratch_size=scratch_bytes(ctx.graph, node)),
         [x.name, y.name], needs=HELPERS)
+
+
+@kernel("QSoftmax", backend="cmsis")
+def softmax(ctx, node):
+    """arm_softmax_s8 over the trailing axes; its output is fixed at scale 1/256, zero
+    point -128 (TFLite), so other output quantizations use the portable kernel."""
+    from .cmsis_reference import softmax_params
+    g = ctx.graph
+    x_t, y_t = g.types[node.inputs[0]], g.types[node.outputs[0]]
+    a = node.attrs
+    row = int(np.prod(x_t.shape[a.axis:]))
+    if (a.end_axis != x_t.rank or x_t.dtype != DType.INT8 or y_t.dtype != DType.INT8
+            or y_t.quant.zero_point[0] != -128 or abs(y_t.quant.scale[0] * 256 - 1) > 1e-6
+            or row > 4095):
+        return None
+    try:
+        mult, shift, diff_min = softmax_params(x_t.quant.scale[0])
+    except ValueError:
+        return None
+    return Kernel("cmsis_softmax.c.j2", dict(
+        x=ctx.view(node.inputs[0]), y=ctx.view(node.outputs[0]), rows=x_t.numel // row,
+        row_size=row, mult=mult, shift=shift, diff_min=diff_min),
+        [node.inputs[0], node.outputs[0]], needs=HELPERS)
 
 
 @kernel("QGemm", backend="cmsis")
@@ -86,7 +121,8 @@ def fully_connected(ctx, node):
     context = dict(x=x, w=w, b=b, y=y, batches=x.shape[0], accum_depth=w.shape[1],
                    out_ch=w.shape[0], in_offset=-x_t.quant.zero_point[0],
                    out_offset=y_t.quant.zero_point[0], act_min=act_min, act_max=act_max,
-                   per_tensor=per_tensor)
+                   per_tensor=per_tensor, scratch=ctx.scratch(node),
+                   scratch_size=scratch_bytes(g, node))
     if per_tensor:
         context.update(multiplier=int(tables["multiplier"][0]), shift=int(tables["shift"][0]))
         tables = {}

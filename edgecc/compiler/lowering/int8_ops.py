@@ -36,3 +36,4 @@ def _nhwc_conv_macs(graph, node):
 # Created by passes/layout_nhwc.py for the CMSIS-NN backend.
 ir_op("QConvNHWC", macs=_nhwc_conv_macs)
 ir_op("MaxPoolNHWC")
+ir_op("QAveragePoolNHWC")

@@ -1,0 +1,1 @@
+"""Target-specific builds and runners (firmware projects, emulators)."""

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install what edgecc needs on Debian (as root) into ./.venv.
-#   bash scripts/setup.sh          runtime deps (compile + verify)
-#   bash scripts/setup.sh test     also the test deps (pytest, torch CPU, scikit-learn)
+#   bash scripts/setup.sh          runtime deps (compile + verify) and the Cortex-M toolchain
+#                                  (arm-none-eabi-gcc, newlib, qemu-system-arm)
+#   bash scripts/setup.sh test     also the test deps (pytest, torch CPU, scikit-learn, cmake)
+# System packages come from apt-get, only when missing (so non-root runs work when they are
+# already installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extra="${1:-}"
@@ -15,11 +18,24 @@ apt_install() {
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
         export EDGECC_APT_UPDATED=1
     fi
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+    echo "setup: apt-get install $*" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 command -v gcc >/dev/null 2>&1 || apt_install gcc libc6-dev
 command -v python3 >/dev/null 2>&1 || apt_install python3
+# Cortex-M: cross compiler, its C library (newlib, nano.specs) and the emulated boards.
+if ! command -v arm-none-eabi-gcc >/dev/null 2>&1 \
+        || [ ! -f "$(arm-none-eabi-gcc -print-file-name=libc_nano.a)" ] \
+        || ! command -v qemu-system-arm >/dev/null 2>&1; then
+    apt_install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+fi
+if [ "$extra" = "test" ]; then
+    # The emitted firmware project's CMake test (its default generator needs make).
+    if ! command -v cmake >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
+        apt_install cmake make
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     if ! python3 -m venv .venv >/dev/null 2>&1; then
         rm -rf .venv

@@ -53,7 +53,7 @@ def _quantize_args(p: argparse.ArgumentParser) -> None:
 
 def _budget_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("memory budget (Cortex-M targets default to their board's)")
-    g.add_argument("--sram", metavar="SIZE", help="SRAM budget, e.g. 256K: arena + I/O + stack "
+    g.add_argument("--sram", metavar="SIZE", help="SRAM budget, e.g. 256K: arena + outputs + stack "
                    "must fit, else a one-line error names the peak layer and the bytes over")
     g.add_argument("--flash", metavar="SIZE", help="flash budget for --emit-project's linker "
                    "script, e.g. 1M")

@@ -17,10 +17,11 @@ def parse_size(text: str, option: str) -> int:
 
 
 def check_sram(result, sram: int, stack: int = DEFAULT_STACK) -> None:
-    """SRAM = arena (activations and kernel scratch) + the run's I/O buffers + stack.
+    """SRAM = arena (activations, kernel scratch; run() copies the inputs into it) + the output
+    buffers + stack. The caller's input buffers are not counted: they may live in flash.
     Raises a one-line error naming the layer at the arena's peak and the bytes over."""
     g, plan = result.graph, result.plan
-    io = sum(g.types[n].nbytes for n in list(g.inputs) + list(g.outputs))
+    io = sum(g.types[n].nbytes for n in g.outputs)
     need = plan.arena_bytes + io + stack
     if need <= sram:
         return
@@ -29,4 +30,4 @@ def check_sram(result, sram: int, stack: int = DEFAULT_STACK) -> None:
     raise EdgeccError(
         f"{g.source}: needs {need:,} B of SRAM, {need - sram:,} B over --sram {sram:,} B "
         f"(arena {plan.arena_bytes:,} B, peak at layer '{layer}' ({g.nodes[peak].op}) with "
-        f"{plan.live_bytes[peak]:,} B live; I/O buffers {io:,} B; stack {stack:,} B)")
+        f"{plan.live_bytes[peak]:,} B live; output buffers {io:,} B; stack {stack:,} B)")

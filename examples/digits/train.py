@@ -2,8 +2,10 @@
 
 Usage: python examples/digits/train.py [--out DIR] [--epochs N]
 
-Writes DIR/digits_cnn.onnx and DIR/heldout.npz (first 16 held-out images + labels)
-and prints held-out accuracy for torch and for onnxruntime on the exported model.
+Writes DIR/digits_cnn.onnx, DIR/heldout.npz (first 16 held-out images + labels) and
+DIR/calib.npz (first 100 training images, keyed by the input name `image`: calibration data
+for `edgecc --quantize int8 --calib`), and prints held-out accuracy for torch and for
+onnxruntime on the exported model.
 Torch is a test/example-only dependency: nothing in edgecc imports this file.
 """
 import argparse
@@ -58,6 +60,7 @@ def main():
     torch.set_num_threads(1)  # bitwise-reproducible CPU reductions
 
     Xtr, Xte, ytr, yte = load_split()
+    np.savez_compressed(os.path.join(args.out, "calib.npz"), image=Xtr[:100])
     xtr, ttr = torch.from_numpy(Xtr), torch.from_numpy(ytr)
     model = make_model()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -95,7 +98,8 @@ def main():
                                  for i in range(len(Xte))])
     ort_acc = accuracy(ort_logits, yte)
     print(f"onnxruntime held-out accuracy: {ort_acc:.4f} ({len(Xte)} images)")
-    print(f"wrote {onnx_path} and {os.path.join(args.out, 'heldout.npz')}")
+    print(f"wrote {onnx_path}, {os.path.join(args.out, 'heldout.npz')} and "
+          f"{os.path.join(args.out, 'calib.npz')}")
 
 
 if __name__ == "__main__":

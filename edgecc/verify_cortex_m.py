@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import struct
 import subprocess
 import tempfile
@@ -420,7 +419,3 @@ def verify_cortex_m_report(path: str, target: str, inputs: Optional[str] = None,
                           workdir, per_layer, flash=flash, **compile_options)
     return format_cortex_m_report(rep, per_layer), rep.ok
 
-
-def tools_available() -> bool:
-    return all(shutil.which(t) for t in ("arm-none-eabi-gcc", "arm-none-eabi-nm",
-                                         "qemu-system-arm"))

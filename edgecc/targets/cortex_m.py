@@ -17,8 +17,9 @@ clocked from the CPU clock, ticks at 25 MHz on both MPS2 boards -> exactly 1 tic
 instructions (N = 1e6: 50,000 ticks), and at 32 MHz on mps3-an547 -> 1 tick per 31.25
 instructions (N = 1e6: 64,000 ticks). Wraps of the 24-bit counter are counted in
 SysTick_Handler (N = 3.5e8: 17,500,000 ticks on MPS2 and 22,400,000 on MPS3, both exact).
-The measurement itself costs under one tick. Counts are deterministic (and, for these
-kernels, independent of the input values); resolution is one tick. `-icount shift=6` gives
+The measurement itself costs under one tick. Counts are deterministic for a given binary and
+input (data-dependent branches, e.g. clamps, move them by a few hundred instructions between
+inputs); resolution is one tick. `-icount shift=6` gives
 1.6 ticks per instruction on MPS2 (N = 1e6: 3,200,047 ticks); `run_qemu(icount_shift=)`
 converts ticks for any shift.
 """

@@ -15,44 +15,50 @@
 
 /* Saturating rounding doubling high multiply: (a * b + nudge) / 2^31 truncated toward zero,
  * nudge = 2^30 for a non-negative product and 1 - 2^30 otherwise; a = b = INT32_MIN
- * saturates to INT32_MAX. */
+ * saturates to INT32_MAX. That is floor((a * b + 2^30) / 2^31) (exact halves toward +inf):
+ * for a * b < 0 the truncated quotient of a * b + 1 - 2^30 is its ceiling, which equals
+ * floor((a * b + 1 - 2^30 + 2^31 - 1) / 2^31). */
 static inline int32_t edgecc_nn_srdhm(const int32_t a, const int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN) {
         return INT32_MAX;
     }
-    {
-        const int64_t ab = (int64_t)a * (int64_t)b;
-        const int64_t nudge = ab >= 0 ? (INT64_C(1) << 30) : (INT64_C(1) - (INT64_C(1) << 30));
-        return (int32_t)((ab + nudge) / (INT64_C(1) << 31));
-    }
+    return (int32_t)(((int64_t)a * (int64_t)b + (INT64_C(1) << 30)) >> 31);
 }
 
 /* Rounding divide by 2^exponent (exponent in [0, 31]), halves away from zero. */
 static inline int32_t edgecc_nn_rdbp(const int32_t x, const int32_t exponent)
 {
-    const int32_t mask = (int32_t)((INT64_C(1) << exponent) - 1);
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
 }
 
-/* acc * M0 * 2^(shift - 31) with TFLite's two roundings; shift is clamped to [-31, 31]. */
+/* acc * M0 * 2^(shift - 31) with TFLite's two roundings; shift is clamped to [-31, 31]
+ * (a left shift saturates to int32; the rounding divide by 2^0 is the identity). */
 static inline int32_t edgecc_nn_requantize(const int32_t acc, const int32_t m0, const int32_t shift)
 {
-    const int32_t s = shift > 31 ? 31 : (shift < -31 ? -31 : shift);
-    int64_t v = (int64_t)acc;
-    if (s > 0) {
-        v *= (int64_t)1 << s;
-        v = v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : v);
+    if (shift > 0) {
+        const int64_t v = (int64_t)acc * ((int64_t)1 << (shift > 31 ? 31 : shift));
+        return edgecc_nn_srdhm(v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v),
+                               m0);
     }
-    return edgecc_nn_rdbp(edgecc_nn_srdhm((int32_t)v, m0), s < 0 ? -s : 0);
+    return edgecc_nn_rdbp(edgecc_nn_srdhm(acc, m0), shift < -31 ? 31 : -shift);
 }
 
 /* Clamp to [lo, hi]. */
 static inline int32_t edgecc_nn_clamp(const int32_t x, const int32_t lo, const int32_t hi)
 {
     return x < lo ? lo : (x > hi ? hi : x);
+}
+
+/* One int8 output: clamp(requantize(acc, m0, shift) + output_offset, lo, hi). */
+static inline int8_t edgecc_nn_output(const int32_t acc, const int32_t m0, const int32_t shift,
+                                      const int32_t output_offset, const int32_t lo,
+                                      const int32_t hi)
+{
+    return (int8_t)edgecc_nn_clamp(edgecc_nn_requantize(acc, m0, shift) + output_offset, lo, hi);
 }
 
 /* First and one-past-last filter tap k in [0, k_size) whose input position

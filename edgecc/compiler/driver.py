@@ -42,6 +42,7 @@ class CompileResult:
     prefix: str
     target: str
     const_bytes: Dict[str, int] = None  # weights_bytes, table_bytes (see codegen.generate)
+    patch: object = None  # passes.patch_plan.PatchPlan when compile_model(patch=True) patched
 
 
 def check_name(prefix: str) -> str:
@@ -118,10 +119,13 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
                   calib: Optional[str] = None, calib_method: str = "minmax",
                   calib_percentile: float = 99.99, exclude: Sequence[str] = (),
                   progress: Optional[bool] = None, sram: Optional[int] = None,
-                  stack: Optional[int] = None) -> CompileResult:
+                  stack: Optional[int] = None, patch: bool = False) -> CompileResult:
     """ONNX -> C sources. ``quantize="int8"`` with ``calib`` (calibration data, see
     compiler/calibrate.py) quantizes a float model after training (int8 activations per
-    tensor, int8 weights per channel); nodes named in ``exclude`` stay float."""
+    tensor, int8 weights per channel); nodes named in ``exclude`` stay float.
+    ``patch=True`` (generic target, experimental): run the first stage tile by tile when that
+    lowers the arena (passes/patch_plan.py); the fewest extra MACs that fit ``sram``, else
+    the smallest arena."""
     from ..backends.codegen import generate
 
     if target not in TARGETS:
@@ -130,6 +134,19 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     graph = optimize(path, input_shapes, model=model, skip_passes=skip_passes,
                      quantize=quantize, calib=calib, calib_method=calib_method,
                      calib_percentile=calib_percentile, exclude=exclude, progress=progress)
+    patch_plan = None
+    if patch:
+        if TARGETS[target] != ["generic"]:
+            raise EdgeccError(f"patch-based execution is only implemented for the generic "
+                              f"target, not '{target}'")
+        from ..passes.patch_plan import plan_patches
+        from .budget import DEFAULT_STACK
+        budget = None if sram is None else (
+            sram - sum(graph.types[o].nbytes for o in graph.outputs)
+            - (DEFAULT_STACK if stack is None else stack))
+        patch_plan = plan_patches(graph, budget=budget)
+        if patch_plan is not None:
+            graph = patch_plan.graph
     scratch = {}
     if "cmsis" in TARGETS[target]:
         from ..backends.cmsis.kernels import scratch_bytes
@@ -142,7 +159,7 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     files = generate(graph, plan, prefix, TARGETS[target], stats=stats)
     if "cmsis" in TARGETS[target] and any("arm_nnfunctions.h" in t for t in files.values()):
         files.update(cmsis_runtime_files())
-    result = CompileResult(graph, plan, files, prefix, target, stats)
+    result = CompileResult(graph, plan, files, prefix, target, stats, patch_plan)
     if sram is None and target.startswith("cortex-m"):
         from ..targets.cortex_m import get_board
         sram = get_board(target).default_sram

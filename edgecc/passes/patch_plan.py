@@ -1,0 +1,284 @@
+"""Patch-based execution (MCUNetV2): run the memory-heavy first stage of a CNN tile by tile.
+
+Before: a planned graph whose first layers hold the largest activations. After: the stage (a
+run of QConv / QLut / QAdd / QuantizeLinear nodes, NCHW, 2-D) is replaced by one copy of its
+nodes per tile of the stage's output, on tile-sized tensors:
+
+  * ``TileCopy`` cuts each layer's input window out of the full stage input (or out of a larger
+    tile when a consumer needs less than its producer computed, e.g. the residual of a QAdd);
+  * each QConv runs on its exact receptive field: the original padding on the sides that touch
+    the image border, none inside (the halo supplies the data), as per-side ``pads``;
+  * ``TilePaste`` writes each tile's output into the full stage output tensor.
+
+Every value of the stage output is computed by the same kernel from the same integers as
+layer by layer, so the result is bit-exact; halos are recomputed by neighbouring tiles (the
+extra MACs). The tiles are ordinary IR nodes, so the memory planner sees that only one tile's
+intermediates are live at a time. Code size grows with tiles x layers (one specialized C
+function per tile node).
+
+``plan_patches`` tries every valid stage end and grid up to 8x8 and keeps the smallest arena,
+or under a budget the fewest extra MACs that fit.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ..compiler.lowering.tile_ops import TileAttrs
+from ..compiler.registry import op_macs
+from ..ir import Graph, Node, TensorType
+from .memory_plan import plan_memory
+
+Region = Tuple[Tuple[int, int], Tuple[int, int]]  # ((h0, h1), (w0, w1)), half-open
+TILE_OPS = ("QConv", "QLut", "QAdd", "QuantizeLinear")
+
+
+@dataclass
+class PatchPlan:
+    start: int                  # index of the first stage node in the original graph
+    end: int                    # index of the last stage node (its output is the stage output)
+    grid: Tuple[int, int]       # tiles along H and W of the stage output
+    stage_output: str
+    arena_before: int
+    arena_after: int
+    macs_before: int            # MACs of the stage, layer by layer
+    extra_macs: int             # MACs the halos add
+    graph: Graph                # the patched graph
+
+    def describe(self) -> str:
+        pct = 100.0 * self.extra_macs / max(self.macs_before, 1)
+        return (f"patch stage nodes {self.start}..{self.end} -> '{self.stage_output}', "
+                f"grid {self.grid[0]}x{self.grid[1]}: arena {self.arena_before:,} B -> "
+                f"{self.arena_after:,} B, extra MACs {self.extra_macs:,} "
+                f"(+{pct:.1f}% of the stage)")
+
+
+def _rank4(graph: Graph, name: str) -> bool:
+    return len(graph.types[name].shape) == 4
+
+
+def _supported(graph: Graph, node: Node) -> bool:
+    if node.op not in TILE_OPS or len([o for o in node.outputs if o]) != 1:
+        return False
+    acts = [i for i in node.inputs[:1 if node.op == "QConv" else None]
+            if i and i not in graph.constants]
+    if not all(_rank4(graph, t) for t in acts + [node.outputs[0]]):
+        return False
+    if node.op == "QConv":
+        return len(node.attrs.kernel) == 2
+    if node.op == "QuantizeLinear":
+        q = graph.types[node.outputs[0]].quant
+        return q is not None and len(q.scale) == 1
+    shapes = {graph.types[t].shape for t in acts + [node.outputs[0]]}
+    return len(shapes) == 1  # no broadcasting inside a tile
+
+
+def stage_candidates(graph: Graph, start: int) -> List[int]:
+    """Indices e such that nodes[start..e] form a valid stage: supported ops, and the output of
+    nodes[e] is the only tensor of the stage read after it."""
+    ends = []
+    consumers: Dict[str, List[int]] = {}
+    for idx, n in enumerate(graph.nodes):
+        for i in n.inputs:
+            if i:
+                consumers.setdefault(i, []).append(idx)
+    produced: List[str] = []
+    for e in range(start, len(graph.nodes)):
+        node = graph.nodes[e]
+        if not _supported(graph, node):
+            break
+        produced.append(node.outputs[0])
+        out = node.outputs[0]
+        inner = produced[:-1]
+        if any(t in graph.outputs or max(consumers.get(t, [e])) > e for t in inner):
+            continue
+        if out in graph.outputs:
+            continue
+        ends.append(e)
+    return ends
+
+
+def _splits(size: int, parts: int) -> List[Tuple[int, int]]:
+    edges = [k * size // parts for k in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
+
+
+def _conv_need(attrs, out_region: Region, in_shape) -> Region:
+    need = []
+    for ax in range(2):
+        (o0, o1), k, s, d, p = (out_region[ax], attrs.kernel[ax], attrs.strides[ax],
+                                attrs.dilations[ax], attrs.pads[ax])
+        size = in_shape[2 + ax]
+        need.append((max(0, o0 * s - p), min(size, (o1 - 1) * s - p + (k - 1) * d + 1)))
+    return tuple(need)
+
+
+def _union(a: Optional[Region], b: Region) -> Region:
+    if a is None:
+        return b
+    return tuple((min(x[0], y[0]), max(x[1], y[1])) for x, y in zip(a, b))
+
+
+def _tile_conv_attrs(attrs, in_region: Region, out_region: Region):
+    pb, pe = [], []
+    for ax in range(2):
+        (n0, n1), (o0, o1) = in_region[ax], out_region[ax]
+        s, eff = attrs.strides[ax], (attrs.kernel[ax] - 1) * attrs.dilations[ax] + 1
+        b = n0 - (o0 * s - attrs.pads[ax])
+        e = max(0, (o1 - o0 - 1) * s + eff - (n1 - n0) - b)
+        assert b >= 0 and (n1 - n0 + b + e - eff) // s + 1 == o1 - o0, (attrs, in_region)
+        pb.append(b)
+        pe.append(e)
+    return dataclasses.replace(attrs, pads=tuple(pb + pe))
+
+
+def patch_graph(graph: Graph, start: int, end: int, grid: Tuple[int, int]) -> Graph:
+    """The graph with nodes[start..end] run tile by tile on a ``grid`` of the stage output."""
+    stage = graph.nodes[start:end + 1]
+    inside = {n.outputs[0] for n in stage}
+    y_name = stage[-1].outputs[0]
+    y_t = graph.types[y_name]
+    types = dict(graph.types)
+    nodes: List[Node] = []
+    tiles = [(r, c) for r in _splits(y_t.shape[2], grid[0]) for c in _splits(y_t.shape[3], grid[1])]
+    acc = ""
+    for k, tile in enumerate(tiles):
+        tag = f"#t{k}"
+        regions: Dict[str, Region] = {y_name: tile}
+        for node in reversed(stage):  # what each tensor must hold for this tile
+            out_r = regions[node.outputs[0]]
+            acts = [i for i in node.inputs[:1 if node.op == "QConv" else None]
+                    if i and i not in graph.constants]
+            for i in acts:
+                need = (_conv_need(node.attrs, out_r, graph.types[i].shape)
+                        if node.op == "QConv" else out_r)
+                if i in inside:
+                    regions[i] = _union(regions.get(i), need)
+        held: Dict[str, Tuple[str, Region]] = {}  # tensor -> (tile tensor, its region)
+        crops: Dict[Tuple[str, Region], str] = {}
+
+        def window(t: str, need: Region) -> str:
+            """A tensor holding exactly region ``need`` of t (cropping when necessary)."""
+            if t in held:
+                src, src_r = held[t]
+            else:
+                full = graph.types[t].shape
+                src, src_r = t, ((0, full[2]), (0, full[3]))
+            if src_r == need:
+                return src
+            if (t, need) not in crops:
+                name = f"{t}{tag}c{len(crops)}"
+                tt = graph.types[t]
+                types[name] = TensorType(tt.dtype, tt.shape[:2] + (need[0][1] - need[0][0],
+                                                                   need[1][1] - need[1][0]),
+                                         tt.quant)
+                nodes.append(Node("TileCopy", (src,), (name,),
+                                  TileAttrs((need[0][0] - src_r[0][0], need[1][0] - src_r[1][0])),
+                                  name=f"tilecopy{tag}c{len(crops)}", origin=stage[0].origin))
+                crops[(t, need)] = name
+            return crops[(t, need)]
+
+        for node in stage:
+            out = node.outputs[0]
+            out_r = regions[out]
+            ins = list(node.inputs)
+            attrs = node.attrs
+            if node.op == "QConv":
+                need = _conv_need(attrs, out_r, graph.types[ins[0]].shape)
+                ins[0] = window(ins[0], need)
+                attrs = _tile_conv_attrs(attrs, need, out_r)
+            else:
+                ins = [window(i, out_r) if i and i not in graph.constants else i for i in ins]
+            name = f"{out}{tag}"
+            ot = graph.types[out]
+            types[name] = TensorType(ot.dtype, ot.shape[:2] + (out_r[0][1] - out_r[0][0],
+                                                               out_r[1][1] - out_r[1][0]), ot.quant)
+            nodes.append(node.replace(inputs=tuple(ins), outputs=(name,), attrs=attrs,
+                                      name=f"{node.name}{tag}"))
+            held[out] = (name, out_r)
+        pasted = y_name if k == len(tiles) - 1 else f"{y_name}#paste{k}"
+        types[pasted] = y_t
+        nodes.append(Node("TilePaste", (acc, held[y_name][0]), (pasted,),
+                          TileAttrs((tile[0][0], tile[1][0])), name=f"tilepaste{tag}",
+                          origin=stage[-1].origin))
+        acc = pasted
+    new = Graph(graph.name, graph.nodes[:start] + nodes + graph.nodes[end + 1:],
+                list(graph.inputs), list(graph.outputs), types, dict(graph.constants),
+                graph.source)
+    new.verify()
+    return new
+
+
+def stage_start(graph: Graph, include_quantize: bool = True) -> int:
+    """The first stage node: node 0, or the first node after the input QuantizeLinear nodes."""
+    if include_quantize:
+        return 0
+    k = 0
+    while k < len(graph.nodes) and graph.nodes[k].op == "QuantizeLinear":
+        k += 1
+    return k
+
+
+def strip_input_quantize(graph: Graph) -> Graph:
+    """The graph with its input QuantizeLinear removed: the caller passes the int8 image (as
+    an MCU camera pipeline does), so no float copy of it sits in the arena."""
+    q = graph.nodes[0] if graph.nodes else None
+    if q is None or q.op != "QuantizeLinear" or q.inputs[0] not in graph.inputs:
+        return graph
+    inputs = [q.outputs[0] if i == q.inputs[0] else i for i in graph.inputs]
+    return dataclasses.replace(graph, nodes=graph.nodes[1:], inputs=inputs)
+
+
+def arena_of(graph: Graph, external_inputs: bool = False) -> int:
+    """Arena bytes of the plan; ``external_inputs``: as if kernels read the graph inputs from
+    the caller's buffers instead of a copy in the arena."""
+    if external_inputs:
+        graph = dataclasses.replace(graph, inputs=[])
+    return plan_memory(graph).arena_bytes
+
+
+def _stage_macs(graph: Graph, nodes: Sequence[Node]) -> int:
+    return sum(op_macs(graph, n) for n in nodes)
+
+
+def _better(arena: int, extra: int, best: PatchPlan, budget: Optional[int]) -> bool:
+    if budget is not None:
+        fits, best_fits = arena <= budget, best.arena_after <= budget
+        if fits != best_fits:
+            return fits
+        if fits:
+            return (extra, arena) < (best.extra_macs, best.arena_after)
+    return (arena, extra) < (best.arena_after, best.extra_macs)
+
+
+def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quantize: bool = True,
+                 external_inputs: bool = False, max_stage: int = 24,
+                 ends: Optional[Sequence[int]] = None,
+                 budget: Optional[int] = None) -> Optional[PatchPlan]:
+    """The stage end and grid (rows x columns, each in ``sizes``) with the smallest arena (ties: fewer extra MACs), or with
+    ``budget`` the fewest extra MACs among the plans whose arena fits in it (the smallest arena
+    if none fits); None when no patched plan beats layer by layer, or when layer by layer
+    already fits the budget."""
+    start = stage_start(graph, include_quantize)
+    before = arena_of(graph, external_inputs)
+    if budget is not None and before <= budget:
+        return None
+    best: Optional[PatchPlan] = None
+    cands = [e for e in stage_candidates(graph, start) if e - start < max_stage]
+    for e in (cands if ends is None else [e for e in cands if e in ends]):
+        macs = _stage_macs(graph, graph.nodes[start:e + 1])
+        y = graph.types[graph.nodes[e].outputs[0]].shape
+        for grid in ((a, b) for a in sizes for b in sizes if a * b > 1):
+            if grid[0] > y[2] or grid[1] > y[3]:
+                continue
+            patched = patch_graph(graph, start, e, grid)
+            n_new = len(patched.nodes) - (len(graph.nodes) - (e + 1 - start))
+            extra = _stage_macs(patched, patched.nodes[start:start + n_new]) - macs
+            arena = arena_of(patched, external_inputs)
+            if best is None or _better(arena, extra, best, budget):
+                best = PatchPlan(start, e, grid, graph.nodes[e].outputs[0], before, arena,
+                                 macs, extra, patched)
+    if best is None or best.arena_after >= before:
+        return None
+    return best

@@ -1,0 +1,184 @@
+"""Patch-based execution (issue 5, passes/patch_plan.py): the first stage run tile by tile gives
+outputs bit-exact with the layer-by-layer build (host, generic target), and MobileNetV2-0.35@144
+int8 fits in 128 KiB of arena. Run with -s to see the figures."""
+import logging
+import os
+
+import numpy as np
+import pytest
+
+import model_zoo
+from edgecc.backends.codegen import generate
+from edgecc.compiler.driver import optimize
+from edgecc.passes.memory_plan import plan_memory
+from edgecc.passes.patch_plan import (arena_of, patch_graph, plan_patches,
+                                      strip_input_quantize)
+from edgecc.runner import build_host, run_host
+
+KIB = 1024
+
+
+def quantize_ort(float_path, out_path, shape, seed=0):
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+    calib = np.random.default_rng(seed).standard_normal((8,) + shape[1:]).astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"input": x[None]} for x in calib])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
+    try:
+        quantize_static(float_path, out_path, Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().setLevel(level)
+    return out_path
+
+
+def small_cnn(path):
+    """conv s2 + inverted residual (1x1, dw 3x3, 1x1, add) + dw s2 + head: odd sizes (23x19)
+    so tiles are uneven and halos clip at every border."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = model_zoo._cbr(3, 8, 3, 2, act=nn.ReLU6)
+            self.expand = model_zoo._cbr(8, 24, 1, act=nn.ReLU6)
+            self.dw = model_zoo._cbr(24, 24, 3, 1, groups=24, act=nn.ReLU6)
+            self.project = model_zoo._cbr(24, 8, 1, act=None)
+            self.down = model_zoo._cbr(8, 8, 5, 2, p=2, groups=8)
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x):
+            y = self.stem(x)
+            y = y + self.project(self.dw(self.expand(y)))
+            y = torch.sigmoid(self.down(y))
+            return self.fc(y.mean((2, 3)))
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Net().eval(), torch.randn(1, 3, 23, 19), path, dynamo=False,
+                          opset_version=17, input_names=["input"], output_names=["output"])
+    return (1, 3, 23, 19)
+
+
+def int8_input(graph):
+    stripped = strip_input_quantize(graph)
+    assert stripped is not graph
+    return stripped
+
+
+def build_run(graph, feeds, workdir):
+    files = generate(graph, plan_memory(graph), "model")
+    build = build_host(files, graph, "model", str(workdir), opt="-O2")
+    return [run_host(build, [x], tag=f"s{k}")[0] for k, x in enumerate(feeds)]
+
+
+def check_exact(graph, patched, feeds, tmp_path):
+    ref = build_run(graph, feeds, tmp_path / "layer")
+    got = build_run(patched, feeds, tmp_path / "patch")
+    for r, o in zip(ref, got):
+        assert r.dtype == o.dtype and np.array_equal(r, o)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("patch_small")
+    shape = small_cnn(str(root / "small.onnx"))
+    return optimize(quantize_ort(str(root / "small.onnx"), str(root / "small_q.onnx"), shape)), shape
+
+
+@pytest.mark.parametrize("grid", [(1, 1), (2, 2), (3, 2), (4, 5)])
+def test_small_cnn_every_stage_end_bit_exact(small, grid, tmp_path):
+    """Every valid stage end (with the input QuantizeLinear inside the stage), several grids,
+    also unequal ones: outputs bit-exact; with sanitizers."""
+    from edgecc.passes.patch_plan import stage_candidates
+    graph, shape = small
+    ends = stage_candidates(graph, 0)
+    assert len(ends) >= 4
+    rng = np.random.default_rng(1)
+    feeds = [rng.standard_normal(shape).astype(np.float32) * 2 for _ in range(2)]
+    ref = build_run(graph, feeds, tmp_path / "layer")
+    for e in ends:
+        patched = patch_graph(graph, 0, e, grid)
+        files = generate(patched, plan_memory(patched), "model")
+        build = build_host(files, patched, "model", str(tmp_path / f"p{e}"), sanitize=True,
+                           opt="-O1")
+        for k, (x, r) in enumerate(zip(feeds, ref)):
+            got = run_host(build, [x], tag=f"s{k}")[0]
+            assert np.array_equal(got, r), f"stage 0..{e}, grid {grid}"
+
+
+def test_small_cnn_planner_bit_exact(small, tmp_path):
+    graph = int8_input(small[0])
+    plan = plan_patches(graph)
+    assert plan is not None and plan.arena_after < plan.arena_before
+    print("\nsmall CNN, int8 input:", plan.describe())
+    feeds = [np.random.default_rng(2).integers(-128, 128, small[1]).astype(np.int8)]
+    check_exact(graph, plan.graph, feeds, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def mbv2(tmp_path_factory):
+    root = tmp_path_factory.mktemp("patch_mbv2")
+    name = "mobilenetv2_035"
+    model_zoo.build(name, str(root / "f.onnx"), seed=0)
+    return quantize_ort(str(root / "f.onnx"), str(root / "q.onnx"), model_zoo.INPUT_SHAPES[name])
+
+
+def test_mobilenetv2_035_patched_arena_and_bit_exact(mbv2, tmp_path):
+    """The acceptance figure: int8 input (no float copy of the image in the arena), planner
+    under a 128 KiB budget; the real C arena of the patched build is <= 128 KiB and its outputs
+    equal the layer-by-layer build's."""
+    graph = int8_input(optimize(mbv2))
+    before = plan_memory(graph).arena_bytes
+    plan = plan_patches(graph, budget=128 * KIB)
+    assert plan is not None
+    after = plan_memory(plan.graph).arena_bytes
+    print(f"\nMobileNetV2-0.35@144 int8 input: {plan.describe()}; "
+          f"layer by layer {before:,} B, patched {after:,} B ({after / KIB:.1f} KiB)")
+    assert after == plan.arena_after <= 128 * KIB
+    rng = np.random.default_rng(3)
+    feeds = [rng.integers(-128, 128, graph.types[graph.inputs[0]].shape).astype(np.int8)
+             for _ in range(2)]
+    check_exact(graph, plan.graph, feeds, tmp_path)
+
+
+def test_mobilenetv2_035_float_input_bit_exact(mbv2, tmp_path):
+    """The ORT QDQ model as is (float input, quantized tile by tile inside the stage): bit-exact.
+    Its C arena still holds the 248,832 B float image copied in by run(); planned as if the
+    input were read from the caller's buffer the arena is printed next to it."""
+    graph = optimize(mbv2)
+    plan = plan_patches(graph, budget=128 * KIB, external_inputs=True)
+    assert plan is not None and plan.arena_after <= 128 * KIB
+    print(f"\nMobileNetV2-0.35@144 float input: {plan.describe()}; C arena with the input "
+          f"copied in: {arena_of(graph):,} B -> {arena_of(plan.graph):,} B")
+    feeds = [np.random.default_rng(4).standard_normal((1, 3, 144, 144)).astype(np.float32)]
+    check_exact(graph, plan.graph, feeds, tmp_path)
+
+
+def test_compile_model_patch_hook(mbv2, tmp_path):
+    """compile_model(patch=True) on the ORT model as is: smaller arena, same outputs. Its float
+    input is copied into the arena by run(), so the planner keeps the stage short."""
+    from edgecc.compiler.driver import compile_model
+    ref, got = compile_model(mbv2), compile_model(mbv2, patch=True)
+    assert ref.patch is None and got.patch is not None
+    print(f"\ncompile_model(patch=True): {got.patch.describe()}")
+    assert got.plan.arena_bytes == got.patch.arena_after < ref.plan.arena_bytes
+    x = np.random.default_rng(5).standard_normal((1, 3, 144, 144)).astype(np.float32)
+    outs = []
+    for name, r in (("layer", ref), ("patch", got)):
+        build = build_host(r.files, r.graph, "model", str(tmp_path / name))
+        outs.append(run_host(build, [x])[0])
+    assert np.array_equal(outs[0], outs[1])

@@ -8,7 +8,12 @@ see any access outside them. The driver runs every case and writes back the stat
 output, which must equal the reference exactly. Cases cover padding, stride, dilation, groups,
 channel multipliers, activation clamps, odd sizes, non-zero filter offsets, bias or none, and
 multipliers of exactly 2^30 so that requantization lands on exact halves; softmax's
-fixed-point exp and reciprocal are also compared at full 32-bit precision.
+fixed-point exp and reciprocal and the requantization helper are also compared at full 32-bit
+precision. The convolutions run with exactly their *_get_buffer_size() bytes of scratch
+(allocated at that size, so ASan sees any access past it), with none, or with a misaligned
+buffer (both computed without scratch), and their fast paths have cases of their own:
+pointwise convolutions (packed filters; channel counts around the packing's thresholds and
+chunk sizes, its largest partial sums) and depthwise ones with many fully inside positions.
 The reference itself is cross-checked against edgecc's own NCHW int8 models (ir/quant_ref.py)
 and the fixed-point softmax against float. Every runtime file must also compile warning-free
 with arm-none-eabi-gcc for Cortex-M4, M7 and M55 (skipped without that compiler).
@@ -26,12 +31,12 @@ import pytest
 import edgecc
 from edgecc.backends.cmsis import cmsis_reference as R
 from edgecc.ir import quant_ref
-from edgecc.ir.quant import quantize_multiplier
+from edgecc.ir.quant import quantize_multiplier, requantize
 
 RUNTIME = Path(edgecc.__file__).parent / "runtime_c" / "cmsis_nn"
 SOURCES = sorted(RUNTIME.glob("*.c"))
 CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-CONV, DWCONV, FC, AVGPOOL, MAXPOOL, SOFTMAX, ADD, MUL, EXP, RECIP = range(1, 11)
+CONV, DWCONV, FC, AVGPOOL, MAXPOOL, SOFTMAX, ADD, MUL, EXP, RECIP, REQUANT, BUFSIZE = range(1, 13)
 
 DRIVER = r"""
 #include <stdio.h>
@@ -69,44 +74,58 @@ int main(int argc, char **argv) {
     while (pos < len) {
         const int32_t op = next(); int32_t p[24], np_ = next(), i, na, nb, nc, nm, ns, nout;
         int32_t status = 0, *bias, *mult, *shift; int8_t *a, *b = 0, *out;
+        for (i = 0; i < 24; i++) p[i] = 0;
         for (i = 0; i < np_; i++) p[i] = next();
         a = get8(&na);
-        if (op <= FC_OP || op == ADD_OP || op == MUL_OP) b = get8(&nb);
+        if (op <= FC_OP || op == ADD_OP || op == MUL_OP || op == BUFSIZE_OP) b = get8(&nb);
         bias = get32(&nc); mult = get32(&nm); shift = get32(&ns);
         nout = next(); out = (int8_t *)malloc(nout ? (size_t)nout : 1);
         for (i = 0; i < nout; i++) out[i] = 0x55;
-        if (op == EXP_OP || op == RECIP_OP) { /* the softmax helpers on the int32 array */
+        if (op == EXP_OP || op == RECIP_OP || op == REQUANT_OP) { /* helpers on int32 arrays */
             for (i = 0; i < nc; i++)
                 bias[i] = op == EXP_OP ? edgecc_nn_exp_on_negative_values(bias[i])
-                                       : edgecc_nn_one_over_one_plus_x(bias[i]);
+                        : op == RECIP_OP ? edgecc_nn_one_over_one_plus_x(bias[i])
+                        : edgecc_nn_requantize(bias[i], mult[i], shift[i]);
             reply(0, out, bias, nc);
             free(a); free(bias); free(mult); free(shift); free(out);
             continue;
         }
-        if (op == CONV_OP || op == DWCONV_OP) {
+        if (op == CONV_OP || op == DWCONV_OP || op == BUFSIZE_OP) {
             /* n h w c_in | c_out kh kw c_filter | oh ow | stride pad dil (h, w) | offsets | act
-               | ch_mult */
+               | ch_mult | scratch: 0 none, 1 exactly *_get_buffer_size() bytes (malloc: ASan
+               sees any access past them), 2 those bytes misaligned (unusable) */
             const cmsis_nn_dims in = DIMS(p[0], p[1], p[2], p[3]);
             const cmsis_nn_dims out_d = DIMS(p[0], p[8], p[9], p[4]);
             const cmsis_nn_dims bias_d = DIMS(1, 1, 1, p[4]);
+            const cmsis_nn_dims fd = DIMS(p[4], p[5], p[6], p[7]), dw_fd = DIMS(1, p[5], p[6], p[4]);
             const cmsis_nn_per_channel_quant_params q = { mult, shift };
+            const cmsis_nn_conv_params cp = { p[16], p[17], { p[11], p[10] }, { p[13], p[12] },
+                                              { p[15], p[14] }, { p[18], p[19] } };
+            const cmsis_nn_dw_conv_params dp = { p[16], p[17], p[20], { p[11], p[10] },
+                                                 { p[13], p[12] }, { p[15], p[14] },
+                                                 { p[18], p[19] } };
+            int32_t sizes[2];
+            char *scratch = 0;
             cmsis_nn_context ctx = { 0, 0 };
-            if (op == CONV_OP) {
-                const cmsis_nn_dims fd = DIMS(p[4], p[5], p[6], p[7]);
-                const cmsis_nn_conv_params cp = { p[16], p[17], { p[11], p[10] }, { p[13], p[12] },
-                                                  { p[15], p[14] }, { p[18], p[19] } };
-                ctx.size = arm_convolve_wrapper_s8_get_buffer_size(&cp, &in, &fd, &out_d);
-                status = ctx.size != 0 ? 99 : arm_convolve_wrapper_s8(&ctx, &cp, &q, &in, a, &fd, b,
-                                                  &bias_d, nc ? bias : 0, &out_d, out);
-            } else {
-                const cmsis_nn_dims fd = DIMS(1, p[5], p[6], p[4]);
-                const cmsis_nn_dw_conv_params dp = { p[16], p[17], p[20], { p[11], p[10] },
-                                                     { p[13], p[12] }, { p[15], p[14] },
-                                                     { p[18], p[19] } };
-                ctx.size = arm_depthwise_conv_wrapper_s8_get_buffer_size(&dp, &in, &fd, &out_d);
-                status = ctx.size != 0 ? 99 : arm_depthwise_conv_wrapper_s8(
-                    &ctx, &dp, &q, &in, a, &fd, b, &bias_d, nc ? bias : 0, &out_d, out);
+            sizes[0] = arm_convolve_wrapper_s8_get_buffer_size(&cp, &in, &fd, &out_d);
+            sizes[1] = arm_depthwise_conv_wrapper_s8_get_buffer_size(&dp, &in, &dw_fd, &out_d);
+            if (op == BUFSIZE_OP) {
+                reply(0, out, sizes, 2);
+                free(a); free(b); free(bias); free(mult); free(shift); free(out);
+                continue;
             }
+            ctx.size = sizes[op == DWCONV_OP];
+            if (p[21] != 0 && ctx.size > 0) {
+                scratch = (char *)malloc((size_t)ctx.size + (p[21] == 2 ? 1u : 0u));
+                ctx.buf = scratch + (p[21] == 2 ? 1 : 0);
+            }
+            if (op == CONV_OP)
+                status = arm_convolve_wrapper_s8(&ctx, &cp, &q, &in, a, &fd, b, &bias_d,
+                                                 nc ? bias : 0, &out_d, out);
+            else
+                status = arm_depthwise_conv_wrapper_s8(&ctx, &dp, &q, &in, a, &dw_fd, b, &bias_d,
+                                                       nc ? bias : 0, &out_d, out);
+            free(scratch);
         } else if (op == FC_OP) {
             /* batches depth out_c | in_off filt_off out_off | act | per_channel */
             const cmsis_nn_dims in = DIMS(p[0], 1, 1, p[1]), fd = DIMS(p[1], 1, 1, p[2]);
@@ -191,7 +210,8 @@ def build(tmp_path_factory):
     d = tmp_path_factory.mktemp("cmsis_nn")
     (d / "driver.c").write_text(DRIVER)
     ops = dict(CONV=CONV, DWCONV=DWCONV, FC=FC, AVGPOOL=AVGPOOL, MAXPOOL=MAXPOOL,
-               SOFTMAX=SOFTMAX, ADD=ADD, MUL=MUL, EXP=EXP, RECIP=RECIP)
+               SOFTMAX=SOFTMAX, ADD=ADD, MUL=MUL, EXP=EXP, RECIP=RECIP, REQUANT=REQUANT,
+               BUFSIZE=BUFSIZE)
     cmd = ["gcc", *CFLAGS, "-O1", "-g", "-fsanitize=address,undefined",
            "-fno-sanitize-recover=all", *(f"-D{k}_OP={v}" for k, v in ops.items()),
            f"-I{RUNTIME}", "-o", str(d / "driver"),
@@ -284,7 +304,7 @@ def test_convolve_wrapper_s8(build):
                              multipliers=m, shifts=s, stride=(sh, sw), padding=(ph, pw),
                              dilation=(dh, dw), out_hw=(oh, ow), act_min=lo, act_max=hi)
         params = [n, h, w, c_in, c_out, kh, kw, cg, oh, ow, sh, sw, ph, pw, dh, dw,
-                  in_off, out_off, lo, hi, 0]
+                  in_off, out_off, lo, hi, 0, i % 3]
         batch.add(CONV, params, x, filt, want, f"conv{i} {params}", bias, m, s)
     assert batch.run() == 60
 
@@ -309,9 +329,111 @@ def test_depthwise_conv_wrapper_s8(build):
                                    stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw),
                                    out_hw=(oh, ow), act_min=lo, act_max=hi)
         params = [n, h, w, c_in, c_out, kh, kw, 1, oh, ow, sh, sw, ph, pw, dh, dw,
-                  in_off, out_off, lo, hi, ch_mult]
+                  in_off, out_off, lo, hi, ch_mult, i % 3]
         batch.add(DWCONV, params, x, filt, want, f"dw{i} {params}", bias, m, s)
     assert batch.run() == 60
+
+
+def pointwise_case(rng, n, h, w, c_in, c_out, small=False, in_off=None):
+    """A 1x1, stride 1, unpadded convolution (the matrix-product path) and its expectation."""
+    x, filt = i8(rng, (n, h, w, c_in), small), i8(rng, (c_out, 1, 1, c_in), small)
+    bias = rand_bias(rng, c_out, 50000, small)
+    off, out_off = offsets(rng, small)
+    in_off = off if in_off is None else in_off
+    m, s = multipliers(rng, c_out, acc_std(c_in, in_off, small=small))
+    lo, hi = activation(rng, out_off)
+    return x, filt, bias, in_off, out_off, m, s, lo, hi
+
+
+def test_convolve_pointwise(build):
+    """1x1 convolutions with stride 1 and no padding: the matrix-product path, its filters
+    packed in the scratch buffer (two sums per 64-bit multiply-accumulate, recovered after at
+    most a chunk of channels) or not (no buffer, or a misaligned one); channel counts around
+    the packing thresholds and the chunk sizes, output channels not a multiple of 4, input
+    offsets up to where no chunk fits."""
+    rng, batch = np.random.default_rng(19), Batch(build)
+    c_ins = [1, 3, 8, 15, 16, 17, 64, 127, 128, 129, 200, 256, 257, 300]
+    offs = [None, None, None, 128, -127, 300, -2000, 20000, 40000]
+    for i in range(90):
+        n, h, w = int(rng.integers(1, 3)), int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        c_in, c_out = c_ins[i % len(c_ins)], int(rng.integers(1, 14))
+        small = rng.random() < 0.3
+        x, filt, bias, in_off, out_off, m, s, lo, hi = pointwise_case(
+            rng, n, h, w, c_in, c_out, small, offs[i % len(offs)])
+        want = R.convolve_s8(x, filt, bias, input_offset=in_off, output_offset=out_off,
+                             multipliers=m, shifts=s, out_hw=(h, w), act_min=lo, act_max=hi)
+        params = [n, h, w, c_in, c_out, 1, 1, c_in, h, w, 1, 1, 0, 0, 1, 1,
+                  in_off, out_off, lo, hi, 0, [1, 1, 0, 2][i % 4]]
+        batch.add(CONV, params, x, filt, want, f"pointwise{i} {params}", bias, m, s)
+    # the largest partial sums the packing allows: every term +-255 * 128
+    for i, (xv, off, wv) in enumerate([(127, 128, -128), (-128, -127, -128), (127, 128, 127)]):
+        c_in, c_out = 300, 8
+        x = np.full((1, 2, 3, c_in), xv, np.int64)
+        filt = np.full((c_out, 1, 1, c_in), wv, np.int64)
+        filt[1::2] = -filt[1::2] - (wv == -128)      # the packed pairs' high halves: other sign
+        m, s = np.full(c_out, 1 << 30), np.full(c_out, -20)
+        want = R.convolve_s8(x, filt, None, input_offset=off, output_offset=0, multipliers=m,
+                             shifts=s, out_hw=(2, 3))
+        params = [1, 2, 3, c_in, c_out, 1, 1, c_in, 2, 3, 1, 1, 0, 0, 1, 1, off, 0, -128,
+                  127, 0, 1]
+        batch.add(CONV, params, x, filt, want, f"pointwise extreme {i}", None, m, s)
+    assert batch.run() == 93
+
+
+def test_depthwise_full_windows(build):
+    """Depthwise convolutions with many positions whose taps are all inside the input (those
+    start from bias + input_offset * filter sum with scratch) next to padded ones; channel
+    counts not a multiple of 4, channel multipliers, with and without scratch."""
+    rng, batch = np.random.default_rng(20), Batch(build)
+    for i in range(40):
+        k, d = int(rng.choice([1, 3, 3, 5])), int(rng.choice([1, 1, 2]))
+        s_, pad = int(rng.choice([1, 1, 2])), int(rng.integers(0, (k - 1) * d + 1))
+        h, w = int(rng.integers(k * d, 14)), int(rng.integers(k * d, 14))
+        oh = (h + 2 * pad - (k - 1) * d - 1) // s_ + 1
+        ow = (w + 2 * pad - (k - 1) * d - 1) // s_ + 1
+        n, c_in = int(rng.integers(1, 3)), int(rng.integers(1, 14))
+        ch_mult = 1 if i % 4 else int(rng.choice([2, 3]))
+        c_out = c_in * ch_mult
+        small = rng.random() < 0.3
+        x, filt = i8(rng, (n, h, w, c_in), small), i8(rng, (1, k, k, c_out), small)
+        bias = rand_bias(rng, c_out, 5000, small)
+        in_off, out_off = offsets(rng, small)
+        m, sh = multipliers(rng, c_out, acc_std(k * k, in_off, small=small))
+        lo, hi = activation(rng, out_off)
+        want = R.depthwise_conv_s8(x, filt, bias, ch_mult=ch_mult, input_offset=in_off,
+                                   output_offset=out_off, multipliers=m, shifts=sh,
+                                   stride=(s_, s_), padding=(pad, pad), dilation=(d, d),
+                                   out_hw=(oh, ow), act_min=lo, act_max=hi)
+        params = [n, h, w, c_in, c_out, k, k, 1, oh, ow, s_, s_, pad, pad, d, d,
+                  in_off, out_off, lo, hi, ch_mult, [1, 1, 0, 2][i % 4]]
+        batch.add(DWCONV, params, x, filt, want, f"dw full {i} {params}", bias, m, sh)
+    assert batch.run() == 40
+
+
+def test_get_buffer_size(build):
+    """The scratch sizes: a pointwise convolution packs four filters into two words per input
+    channel when there are at least 4 pixels, 16 input channels and 4 output channels (and
+    the input offset allows a chunk); a depthwise convolution with ch_mult 1 keeps one word
+    per channel; nothing else needs scratch."""
+    batch = Batch(build)
+    cases = [  # n h w c_in c_out kh kw c_f oh ow stride pad in_off ch_mult -> conv, dw
+        ((1, 2, 2, 16, 4, 1, 1, 16, 2, 2, 1, 0, 128, 1), (128, 16)),
+        ((1, 5, 5, 64, 64, 1, 1, 64, 5, 5, 1, 0, -3, 1), (512, 256)),
+        ((4, 1, 1, 300, 12, 1, 1, 300, 1, 1, 1, 0, 0, 2), (2400, 0)),
+        ((1, 1, 3, 64, 64, 1, 1, 64, 1, 3, 1, 0, 0, 1), (0, 256)),     # 3 pixels
+        ((1, 4, 4, 15, 8, 1, 1, 15, 4, 4, 1, 0, 0, 1), (0, 32)),       # 15 channels
+        ((1, 4, 4, 32, 3, 1, 1, 32, 4, 4, 1, 0, 0, 3), (0, 0)),        # 3 output channels
+        ((1, 4, 4, 32, 8, 1, 1, 32, 4, 4, 1, 0, 40000, 1), (0, 32)),   # no chunk fits
+        ((1, 4, 4, 32, 8, 1, 1, 32, 2, 2, 2, 0, 0, 1), (0, 32)),       # strided
+        ((1, 4, 4, 32, 8, 3, 3, 32, 4, 4, 1, 1, 0, 1), (0, 32)),       # 3x3
+        ((1, 4, 4, 32, 8, 1, 1, 16, 4, 4, 1, 0, 0, 1), (0, 32)),       # two groups
+    ]
+    for i, ((n, h, w, ci, co, kh, kw, cf, oh, ow, st, pad, off, cm), want) in enumerate(cases):
+        params = [n, h, w, ci, co, kh, kw, cf, oh, ow, st, st, pad, pad, 1, 1, off, 0, -128,
+                  127, cm, 0]
+        batch.add(BUFSIZE, params, np.zeros(0, np.int64), np.zeros(0, np.int64),
+                  np.array(want), f"buffer sizes {i}")
+    assert batch.run() == len(cases)
 
 
 def test_fully_connected_s8_and_per_channel(build):
@@ -424,6 +546,27 @@ def test_softmax_fixed_point_helpers(build):
                         [0, 1, 2**30, 2**31 - 2, 2**31 - 1]])
     batch.add(RECIP, [], np.zeros(0, np.int64), None, R.one_over_one_plus_x(t), "1/(1+x)", bias=t)
     assert batch.run() == 2
+
+
+def test_requantize_helper(build):
+    """edgecc_nn_requantize (SRDHM written as one rounded 64-bit shift) against the numpy
+    model on random and extreme accumulators, multipliers and shifts, exact halves included."""
+    rng, batch = np.random.default_rng(23), Batch(build)
+    size = 60000
+    acc = np.concatenate([rng.integers(-2**31, 2**31, size // 2),
+                          rng.integers(-5000, 5000, size // 2)])
+    m = np.where(rng.random(size) < 0.5, rng.integers(1 << 30, 2**31, size),
+                 rng.integers(-2**31, 2**31, size))
+    m = np.where(rng.random(size) < 0.2, 1 << 30, m)                   # exact halves
+    shift = rng.integers(-31, 32, size)
+    edge_acc = [-2**31, -2**31 + 1, -1, 0, 1, 2**31 - 1]
+    edge_m = [-2**31, -2**31 + 1, -1, 0, 1, 1 << 30, 2**31 - 1]
+    ea, em, es = (g.ravel() for g in np.meshgrid(edge_acc, edge_m, [-31, -30, -1, 0, 1, 30, 31]))
+    acc, m, shift = np.concatenate([acc, ea]), np.concatenate([m, em]), np.concatenate([shift, es])
+    want = requantize(acc, m, shift)
+    batch.add(REQUANT, [], np.zeros(0, np.int64), None, want, "requantize", bias=acc, mult=m,
+              shift=shift)
+    assert batch.run() == 1
 
 
 # -- the reference against edgecc's NCHW int8 models and against float ------------------------

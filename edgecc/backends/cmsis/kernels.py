@@ -17,7 +17,8 @@ from ..kernels import Kernel, kernel
 
 HELPERS = ("cmsis_helpers.c.j2",)
 # Scratch the real CMSIS-NN may ask for on DSP cores (its documented buffer-size formulas
-# for the s8 convolutions), so a firmware that links the real library has room for it.
+# for the s8 convolutions), so a firmware that links the real library has room for it, or
+# what edgecc's own runtime (runtime_c/cmsis_nn) asks for if that is more.
 SCRATCH_ALIGN = 16
 
 
@@ -26,13 +27,21 @@ def _dims(shape):
     return dict(n=n, h=h, w=w, c=c)
 
 
+def _edgecc_pointwise_bytes(in_channels: int, pixels: int) -> int:
+    """edgecc's arm_convolve_wrapper_s8 packs four 1x1 filters into two int32 per input
+    channel when there are at least 4 pixels (and 16 channels, 4 filters; reserving for
+    fewer is harmless)."""
+    return 8 * in_channels if pixels >= 4 else 0
+
+
 def scratch_bytes(graph, node) -> int:
     """Bytes of scratch reserved in the arena for a node (0 for ops without scratch)."""
     if node.op == "QGemm":  # per-channel weights run as a 1x1 convolution (see below)
         w_t = graph.types[node.inputs[1]]
         if w_t.quant is None or len(set(w_t.quant.scale)) == 1:
             return 0
-        need = 2 * w_t.shape[1] * 2
+        need = max(2 * w_t.shape[1] * 2,
+                   _edgecc_pointwise_bytes(w_t.shape[1], graph.types[node.inputs[0]].shape[0]))
         return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
     if node.op == "QAveragePoolNHWC":  # DSP builds of arm_avgpool_s8: one int32 per channel
         need = 4 * graph.types[node.inputs[0]].shape[3]
@@ -41,10 +50,14 @@ def scratch_bytes(graph, node) -> int:
         return 0
     x = graph.types[node.inputs[0]].shape
     k = node.attrs.kernel
+    y = graph.types[node.outputs[0]].shape
     if node.attrs.group == 1:
         need = 2 * x[3] * k[0] * k[1] * 2       # im2col of two columns, int16
+        if tuple(k) == (1, 1):
+            need = max(need, _edgecc_pointwise_bytes(x[3], y[0] * y[1] * y[2]))
     else:
         need = x[3] * k[0] * k[1] * 2 + 4       # one depthwise patch, int16
+        need = max(need, 4 * y[3])              # edgecc's: one int32 per channel
     return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
 
 

@@ -4,145 +4,213 @@
  *
  * Direct convolution: NHWC input, OHWI filter, groups (filter_dims->c input channels per
  * group), stride, dilation, top/left padding (padded positions contribute nothing, as if they
- * held the input zero point), per-channel requantization, clamp. No scratch memory.
+ * held the input zero point), per-channel requantization, clamp.
  *
- * Per output position the valid part of the receptive field (the taps that fall inside the
- * input) is computed once, as rows of contiguous runs: with one group and no horizontal
- * dilation a filter row's taps are one run of (taps * channels) values in both the NHWC input
- * and the OHWI filter. Output channels are computed four at a time, so each input value is
- * loaded (and offset) once for four filters. A 1x1 convolution with stride 1 and no padding
- * is a plain matrix product: one run of C_IN values per pixel. The accumulation is the same
- * exact int32 sum as the definition, so the results are bit for bit the same.
+ * Output channels are computed four at a time, so that each input value is loaded once for
+ * four filters (arm_nn_dot_s8.h). Per output position only the taps inside the input are
+ * visited, as rows of contiguous runs: with one group and no horizontal dilation, a filter
+ * row's valid taps are one run of (taps x channels) values in both the NHWC input and the OHWI
+ * filter.
+ *
+ * A pointwise convolution (1x1, stride 1, no padding, one group) is a matrix product, computed
+ * four output channels at a time over all pixels. Given scratch memory
+ * (arm_convolve_wrapper_s8_get_buffer_size(): two words per input channel, or none when there
+ * are too few pixels or channels to pay for it), the four filters are first packed in pairs so
+ * that one 64-bit multiply-accumulate sums two of them (edgecc_nn_pack4_s8).
+ *
+ * Either way the sums are the same exact int32 sums as the definition's, so the results are
+ * bit for bit the same.
  */
 #include "arm_nnfunctions.h"
+#include "arm_nn_dot_s8.h"
 #include "arm_nn_requantize.h"
 
 #include <stddef.h>
 
-/* The valid taps of one output position (one group), as `rows` rows of `runs` runs of `len`
- * values: run s of row r starts at in + r * in_row + s * in_run in the input and at
- * w_off + r * w_row + s * w_run in each filter. */
+#define EDGECC_NN_PACK_MIN_PIXELS 4     /* packing four filters costs about one pixel */
+#define EDGECC_NN_PACK_MIN_CHANNELS 16  /* with fewer, recovering the sums costs more */
+
+/* The call's arguments. */
+typedef struct
+{
+    const int8_t *input;
+    const int8_t *filter;
+    const int32_t *bias;
+    const cmsis_nn_per_channel_quant_params *quant;
+    const cmsis_nn_conv_params *p;
+    cmsis_nn_dims in;   /* input dims */
+    cmsis_nn_dims k;    /* filter dims: k.c input channels per group */
+    cmsis_nn_dims out;  /* output dims (batches: in.n) */
+    int32_t w_size;     /* values per filter: k.h * k.w * k.c */
+    int32_t group_out;  /* output channels per group */
+} edgecc_nn_conv;
+
+/* The valid taps of one output position: `rows` rows of `runs` runs of `len` values. Run s of
+ * row r starts at in + r * dil.h * W * C + s * dil.w * C in the input (group 0) and at
+ * tap + r * k.w * k.c + s * k.c in a filter. */
 typedef struct
 {
     const int8_t *in;
-    int32_t w_off;
+    int32_t tap;
     int32_t rows;
     int32_t runs;
     int32_t len;
-    int32_t in_row;
-    int32_t in_run;
-    int32_t w_row;
-    int32_t w_run;
 } edgecc_nn_window;
 
-/* What stays the same for every output position. */
-typedef struct
+/* 1x1, stride 1, no padding, one group, output size = input size: a matrix product. */
+static int32_t edgecc_nn_pointwise(const cmsis_nn_conv_params *p, const cmsis_nn_dims *in,
+                                   const cmsis_nn_dims *k, const cmsis_nn_dims *out)
 {
-    const int8_t *filter;
-    int32_t w_size; /* values per filter: HK * WK * C_IN / groups */
-    const int32_t *bias;
-    const int32_t *multiplier;
-    const int32_t *shift;
-    int32_t input_offset;
-    int32_t output_offset;
-    int32_t act_min;
-    int32_t act_max;
-} edgecc_nn_conv_job;
-
-/* acc[j] += sum_i (in[i] + input_offset) * w[j * w_size + i], for j < 4 and i < len. */
-static void edgecc_nn_dot4(const int8_t *in, const int8_t *w, const int32_t w_size,
-                           const int32_t len, const int32_t input_offset, int32_t *acc)
-{
-    const int8_t *w1 = w + w_size;
-    const int8_t *w2 = w1 + w_size;
-    const int8_t *w3 = w2 + w_size;
-    int32_t a0 = acc[0];
-    int32_t a1 = acc[1];
-    int32_t a2 = acc[2];
-    int32_t a3 = acc[3];
-    int32_t i;
-    for (i = 0; i < len; i++) {
-        const int32_t x = (int32_t)in[i] + input_offset;
-        a0 += x * (int32_t)w[i];
-        a1 += x * (int32_t)w1[i];
-        a2 += x * (int32_t)w2[i];
-        a3 += x * (int32_t)w3[i];
-    }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
+    return k->h == 1 && k->w == 1 && k->c == in->c && p->stride.h == 1 && p->stride.w == 1 &&
+           p->padding.h == 0 && p->padding.w == 0 && out->h == in->h && out->w == in->w;
 }
 
-/* acc[0] += sum_i (in[i] + input_offset) * w[i], for i < len. */
-static void edgecc_nn_dot1(const int8_t *in, const int8_t *w, const int32_t len,
-                           const int32_t input_offset, int32_t *acc)
+static void edgecc_nn_window_at(const edgecc_nn_conv *cv, const int32_t b, const int32_t oy,
+                                const int32_t ox, edgecc_nn_window *win)
 {
-    int32_t a = acc[0];
-    int32_t i;
-    for (i = 0; i < len; i++) {
-        a += ((int32_t)in[i] + input_offset) * (int32_t)w[i];
-    }
-    acc[0] = a;
-}
-
-/* acc[j] += the sum over the window of (input + input_offset) * filter j, for `count` (1 or
- * 4) filters w_size apart; w is the first filter's first valid tap. */
-static void edgecc_nn_window_dot(const edgecc_nn_window *win, const int8_t *w,
-                                 const int32_t w_size, const int32_t count,
-                                 const int32_t input_offset, int32_t *acc)
-{
-    int32_t r;
-    for (r = 0; r < win->rows; r++) {
-        int32_t s;
-        for (s = 0; s < win->runs; s++) {
-            const int8_t *in_run = win->in + r * win->in_row + s * win->in_run;
-            const int8_t *w_run = w + r * win->w_row + s * win->w_run;
-            if (count == 4) {
-                edgecc_nn_dot4(in_run, w_run, w_size, win->len, input_offset, acc);
-            } else {
-                edgecc_nn_dot1(in_run, w_run, win->len, input_offset, acc);
-            }
-        }
+    const cmsis_nn_conv_params *p = cv->p;
+    const int32_t iy0 = oy * p->stride.h - p->padding.h;
+    const int32_t ix0 = ox * p->stride.w - p->padding.w;
+    int32_t ky_begin;
+    int32_t ky_end;
+    int32_t kx_begin;
+    int32_t kx_end;
+    edgecc_nn_valid_taps(iy0, p->dilation.h, cv->k.h, cv->in.h, &ky_begin, &ky_end);
+    edgecc_nn_valid_taps(ix0, p->dilation.w, cv->k.w, cv->in.w, &kx_begin, &kx_end);
+    win->in = cv->input;
+    win->tap = 0;
+    win->rows = 0;
+    win->runs = 0;
+    win->len = 0;
+    if (ky_end > ky_begin && kx_end > kx_begin) {
+        const int32_t iy = iy0 + ky_begin * p->dilation.h;
+        const int32_t ix = ix0 + kx_begin * p->dilation.w;
+        const int32_t row_run = cv->k.c == cv->in.c && p->dilation.w == 1;
+        win->in += ((size_t)(b * cv->in.h + iy) * (size_t)cv->in.w + (size_t)ix) * (size_t)cv->in.c;
+        win->tap = (ky_begin * cv->k.w + kx_begin) * cv->k.c;
+        win->rows = ky_end - ky_begin;
+        win->runs = row_run ? 1 : kx_end - kx_begin;
+        win->len = row_run ? (kx_end - kx_begin) * cv->k.c : cv->k.c;
     }
 }
 
-/* Output channels [oc_begin, oc_end) of one output position (all in one group): four at a
- * time, then one at a time. */
-static void edgecc_nn_conv_channels(const edgecc_nn_conv_job *job, const edgecc_nn_window *win,
-                                    const int32_t oc_begin, const int32_t oc_end, int8_t *out)
+/* acc[j] = the bias of channel oc + j (0 without bias), for j < count. */
+static void edgecc_nn_conv_bias(const edgecc_nn_conv *cv, const int32_t oc, const int32_t count,
+                                int32_t *acc)
 {
-    /* locals: the int8 stores to out may alias anything, the job's fields included */
-    const int8_t *const filter = job->filter + win->w_off;
-    const int32_t w_size = job->w_size;
-    const int32_t *const bias = job->bias;
-    const int32_t *const multiplier = job->multiplier;
-    const int32_t *const shift = job->shift;
-    const int32_t input_offset = job->input_offset;
-    const int32_t output_offset = job->output_offset;
-    const int32_t act_min = job->act_min;
-    const int32_t act_max = job->act_max;
-    int32_t acc[4];
-    int32_t oc = oc_begin;
-    while (oc < oc_end) {
-        const int8_t *w = filter + (size_t)oc * (size_t)w_size;
-        const int32_t count = oc_end - oc >= 4 ? 4 : 1;
-        int32_t j;
-        for (j = 0; j < count; j++) {
-            acc[j] = bias != NULL ? bias[oc + j] : 0;
-        }
-        if (win->rows == 1 && win->runs == 1) { /* e.g. 1x1 convolutions */
-            if (count == 4) {
-                edgecc_nn_dot4(win->in, w, w_size, win->len, input_offset, acc);
-            } else {
-                edgecc_nn_dot1(win->in, w, win->len, input_offset, acc);
-            }
+    int32_t j;
+    for (j = 0; j < count; j++) {
+        acc[j] = cv->bias != NULL ? cv->bias[oc + j] : 0;
+    }
+}
+
+/* Output channels oc .. oc + count - 1 (count 1 or 4) of every pixel of a pointwise
+ * convolution; `packed`: the four filters packed (edgecc_nn_pack4_s8), or NULL. */
+static void edgecc_nn_pointwise_block(const edgecc_nn_conv *cv, const int32_t oc,
+                                      const int32_t count, const int32_t *packed, int8_t *out)
+{
+    const int32_t in_c = cv->in.c;
+    const int8_t *const w = cv->filter + (size_t)oc * (size_t)in_c;
+    const int32_t input_offset = cv->p->input_offset;
+    const int32_t chunk = edgecc_nn_pack_chunk(input_offset);
+    const int32_t *const multiplier = cv->quant->multiplier + oc;
+    const int32_t *const shift = cv->quant->shift + oc;
+    const int32_t output_offset = cv->p->output_offset;
+    const int32_t act_min = cv->p->activation.min;
+    const int32_t act_max = cv->p->activation.max;
+    const int8_t *in = cv->input;
+    const int8_t *const in_end = in + (size_t)(cv->in.n * cv->in.h * cv->in.w) * (size_t)in_c;
+    int32_t bias[4] = { 0, 0, 0, 0 };
+    edgecc_nn_conv_bias(cv, oc, count, bias);
+    for (out += oc; in != in_end; in += in_c, out += cv->out.c) {
+        int32_t acc[4];
+        acc[0] = bias[0];
+        acc[1] = bias[1];
+        acc[2] = bias[2];
+        acc[3] = bias[3];
+        if (count == 1) {
+            edgecc_nn_dot1_s8(in, 0, w, 0, 1, in_c, input_offset, acc);
+        } else if (packed != NULL) {
+            edgecc_nn_dot4_packed_s8(in, packed, in_c, input_offset, chunk, acc);
         } else {
-            edgecc_nn_window_dot(win, w, w_size, count, input_offset, acc);
+            edgecc_nn_dot4_s8(in, 0, w, 0, in_c, 1, in_c, input_offset, acc);
         }
-        for (j = 0; j < count; j++, oc++) {
-            out[oc] = edgecc_nn_output(acc[j], multiplier[oc], shift[oc], output_offset, act_min,
-                                       act_max);
+        edgecc_nn_outputs(acc, count, multiplier, shift, output_offset, act_min, act_max, out);
+    }
+}
+
+/* A pointwise convolution: four output channels at a time over all pixels, their filters
+ * packed first if `packed` (scratch for 2 * C_IN words) is given. */
+static void edgecc_nn_conv_pointwise(const edgecc_nn_conv *cv, int32_t *packed, int8_t *out)
+{
+    int32_t oc = 0;
+    for (; oc + 4 <= cv->out.c; oc += 4) {
+        if (packed != NULL) {
+            edgecc_nn_pack4_s8(cv->filter + (size_t)oc * (size_t)cv->in.c, cv->in.c, packed);
+        }
+        edgecc_nn_pointwise_block(cv, oc, 4, packed, out);
+    }
+    for (; oc < cv->out.c; oc++) {
+        edgecc_nn_pointwise_block(cv, oc, 1, NULL, out);
+    }
+}
+
+/* Output channels oc .. oc + count - 1 (count 1 or 4, one group) of one output position. */
+static void edgecc_nn_conv_channels(const edgecc_nn_conv *cv, const edgecc_nn_window *win,
+                                    const int32_t oc, const int32_t count, int8_t *out)
+{
+    const int32_t in_row = cv->p->dilation.h * cv->in.w * cv->in.c;
+    const int32_t in_run = cv->p->dilation.w * cv->in.c;
+    const int32_t w_row = cv->k.w * cv->k.c;
+    const int32_t input_offset = cv->p->input_offset;
+    const int8_t *const in = win->in + oc / cv->group_out * cv->k.c;
+    const int8_t *const w = cv->filter + (size_t)oc * (size_t)cv->w_size + win->tap;
+    int32_t acc[4];
+    int32_t r;
+    edgecc_nn_conv_bias(cv, oc, count, acc);
+    if (win->runs == 1) { /* one run per row */
+        if (count == 4) {
+            edgecc_nn_dot4_s8(in, in_row, w, w_row, cv->w_size, win->rows, win->len,
+                              input_offset, acc);
+        } else {
+            edgecc_nn_dot1_s8(in, in_row, w, w_row, win->rows, win->len, input_offset, acc);
+        }
+    } else {
+        for (r = 0; r < win->rows; r++) { /* the row's runs */
+            if (count == 4) {
+                edgecc_nn_dot4_s8(in + r * in_row, in_run, w + r * w_row, cv->k.c, cv->w_size,
+                                  win->runs, win->len, input_offset, acc);
+            } else {
+                edgecc_nn_dot1_s8(in + r * in_row, in_run, w + r * w_row, cv->k.c, win->runs,
+                                  win->len, input_offset, acc);
+            }
+        }
+    }
+    edgecc_nn_outputs(acc, count, cv->quant->multiplier + oc, cv->quant->shift + oc,
+                      cv->p->output_offset, cv->p->activation.min, cv->p->activation.max,
+                      out + oc);
+}
+
+/* Any convolution: per output position its valid taps once, then the output channels of each
+ * group four at a time. */
+static void edgecc_nn_conv_general(const edgecc_nn_conv *cv, int8_t *out)
+{
+    int32_t b;
+    int32_t oy;
+    int32_t ox;
+    for (b = 0; b < cv->in.n; b++) {
+        for (oy = 0; oy < cv->out.h; oy++) {
+            for (ox = 0; ox < cv->out.w; ox++, out += cv->out.c) {
+                edgecc_nn_window win;
+                int32_t oc = 0;
+                edgecc_nn_window_at(cv, b, oy, ox, &win);
+                while (oc < cv->out.c) {
+                    const int32_t group_end = (oc / cv->group_out + 1) * cv->group_out;
+                    const int32_t count = group_end - oc >= 4 ? 4 : 1;
+                    edgecc_nn_conv_channels(cv, &win, oc, count, out);
+                    oc += count;
+                }
+            }
         }
     }
 }
@@ -159,105 +227,38 @@ arm_cmsis_nn_status arm_convolve_wrapper_s8(const cmsis_nn_context *ctx,
                                             const cmsis_nn_dims *output_dims,
                                             int8_t *output_data)
 {
-    const int32_t batches = input_dims->n;
-    const int32_t in_h = input_dims->h;
-    const int32_t in_w = input_dims->w;
-    const int32_t in_c = input_dims->c;
-    const int32_t k_h = filter_dims->h;
-    const int32_t k_w = filter_dims->w;
-    const int32_t k_c = filter_dims->c;
-    const int32_t out_h = output_dims->h;
-    const int32_t out_w = output_dims->w;
-    const int32_t out_c = output_dims->c;
-    const int32_t stride_h = conv_params->stride.h;
-    const int32_t stride_w = conv_params->stride.w;
-    const int32_t dil_h = conv_params->dilation.h;
-    const int32_t dil_w = conv_params->dilation.w;
-    edgecc_nn_conv_job job;
-    edgecc_nn_window win;
+    const int32_t scratch = arm_convolve_wrapper_s8_get_buffer_size(conv_params, input_dims,
+                                                                    filter_dims, output_dims);
     int32_t groups;
-    int32_t group_out;
-    int32_t b;
+    edgecc_nn_conv cv;
 
-    (void)ctx;
     (void)bias_dims;
-    if (k_c <= 0 || in_c % k_c != 0 || stride_h <= 0 || stride_w <= 0 || dil_h <= 0 ||
-        dil_w <= 0) {
+    if (filter_dims->c <= 0 || input_dims->c % filter_dims->c != 0 || conv_params->stride.h <= 0 ||
+        conv_params->stride.w <= 0 || conv_params->dilation.h <= 0 ||
+        conv_params->dilation.w <= 0) {
         return ARM_CMSIS_NN_ARG_ERROR;
     }
-    groups = in_c / k_c;
-    if (out_c % groups != 0) {
+    groups = input_dims->c / filter_dims->c;
+    if (output_dims->c % groups != 0) {
         return ARM_CMSIS_NN_ARG_ERROR;
     }
-    group_out = out_c / groups;
-    job.filter = filter_data;
-    job.w_size = k_h * k_w * k_c;
-    job.bias = bias_data;
-    job.multiplier = quant_params->multiplier;
-    job.shift = quant_params->shift;
-    job.input_offset = conv_params->input_offset;
-    job.output_offset = conv_params->output_offset;
-    job.act_min = conv_params->activation.min;
-    job.act_max = conv_params->activation.max;
-    win.in_row = dil_h * in_w * in_c;
-    win.in_run = dil_w * in_c;
-    win.w_row = k_w * k_c;
-    win.w_run = k_c;
-
-    if (k_h == 1 && k_w == 1 && groups == 1 && stride_h == 1 && stride_w == 1 &&
-        conv_params->padding.h == 0 && conv_params->padding.w == 0 && out_h == in_h &&
-        out_w == in_w) {
-        /* 1x1, stride 1, no padding: every pixel is one run of C_IN values */
-        const int32_t pixels = batches * in_h * in_w;
-        int32_t p;
-        win.w_off = 0;
-        win.rows = 1;
-        win.runs = 1;
-        win.len = in_c;
-        for (p = 0; p < pixels; p++) {
-            win.in = input_data + (size_t)p * (size_t)in_c;
-            edgecc_nn_conv_channels(&job, &win, 0, out_c, output_data + (size_t)p * (size_t)out_c);
-        }
-        return ARM_CMSIS_NN_SUCCESS;
-    }
-
-    for (b = 0; b < batches; b++) {
-        int32_t oy;
-        for (oy = 0; oy < out_h; oy++) {
-            const int32_t iy0 = oy * stride_h - conv_params->padding.h;
-            int32_t ky_begin;
-            int32_t ky_end;
-            int32_t ox;
-            edgecc_nn_valid_taps(iy0, dil_h, k_h, in_h, &ky_begin, &ky_end);
-            for (ox = 0; ox < out_w; ox++) {
-                const int32_t ix0 = ox * stride_w - conv_params->padding.w;
-                int8_t *out = output_data + ((size_t)(b * out_h + oy) * (size_t)out_w + (size_t)ox) *
-                                                (size_t)out_c;
-                int32_t kx_begin;
-                int32_t kx_end;
-                int32_t g;
-                edgecc_nn_valid_taps(ix0, dil_w, k_w, in_w, &kx_begin, &kx_end);
-                win.rows = ky_end > ky_begin && kx_end > kx_begin ? ky_end - ky_begin : 0;
-                win.in = input_data;
-                if (win.rows > 0) {
-                    const int32_t iy = iy0 + ky_begin * dil_h;
-                    const int32_t ix = ix0 + kx_begin * dil_w;
-                    win.in += ((size_t)(b * in_h + iy) * (size_t)in_w + (size_t)ix) * (size_t)in_c;
-                }
-                win.w_off = win.rows > 0 ? (ky_begin * k_w + kx_begin) * k_c : 0;
-                if (groups == 1 && dil_w == 1) { /* a filter row's taps are contiguous */
-                    win.runs = 1;
-                    win.len = (kx_end - kx_begin) * k_c;
-                } else {
-                    win.runs = kx_end - kx_begin;
-                    win.len = k_c;
-                }
-                for (g = 0; g < groups; g++) {
-                    edgecc_nn_conv_channels(&job, &win, g * group_out, (g + 1) * group_out, out);
-                    win.in += k_c;
-                }
-            }
-        }
+    cv.input = input_data;
+    cv.filter = filter_data;
+    cv.bias = bias_data;
+    cv.quant = quant_params;
+    cv.p = conv_params;
+    cv.in = *input_dims;
+    cv.k = *filter_dims;
+    cv.out = *output_dims;
+    cv.w_size = filter_dims->h * filter_dims->w * filter_dims->c;
+    cv.group_out = output_dims->c / groups;
+    if (!edgecc_nn_pointwise(conv_params, input_dims, filter_dims, output_dims)) {
+        edgecc_nn_conv_general(&cv, output_data);
+    } else if (scratch > 0 && ctx != NULL && ctx->buf != NULL && ctx->size >= scratch &&
+               (uintptr_t)ctx->buf % sizeof(int32_t) == 0) {
+        edgecc_nn_conv_pointwise(&cv, (int32_t *)ctx->buf, output_data);
+    } else {
+        edgecc_nn_conv_pointwise(&cv, NULL, output_data); /* the same sums, unpacked */
     }
     return ARM_CMSIS_NN_SUCCESS;
 }
@@ -267,9 +268,12 @@ int32_t arm_convolve_wrapper_s8_get_buffer_size(const cmsis_nn_conv_params *conv
                                                 const cmsis_nn_dims *filter_dims,
                                                 const cmsis_nn_dims *output_dims)
 {
-    (void)conv_params;
-    (void)input_dims;
-    (void)filter_dims;
-    (void)output_dims;
-    return 0;
+    /* a pointwise convolution's four packed filters: two words per input channel */
+    if (!edgecc_nn_pointwise(conv_params, input_dims, filter_dims, output_dims) ||
+        input_dims->n * input_dims->h * input_dims->w < EDGECC_NN_PACK_MIN_PIXELS ||
+        input_dims->c < EDGECC_NN_PACK_MIN_CHANNELS || output_dims->c < 4 ||
+        edgecc_nn_pack_chunk(conv_params->input_offset) == 0) {
+        return 0;
+    }
+    return input_dims->c * 2 * (int32_t)sizeof(int32_t);
 }

@@ -61,6 +61,19 @@ static inline int8_t edgecc_nn_output(const int32_t acc, const int32_t m0, const
     return (int8_t)edgecc_nn_clamp(edgecc_nn_requantize(acc, m0, shift) + output_offset, lo, hi);
 }
 
+/* out[j] = edgecc_nn_output(acc[j], multiplier[j], shift[j], output_offset, lo, hi), j < n.
+ * (Taking the parameters by value keeps them in registers: the int8 stores may alias.) */
+static inline void edgecc_nn_outputs(const int32_t *acc, const int32_t n,
+                                     const int32_t *multiplier, const int32_t *shift,
+                                     const int32_t output_offset, const int32_t lo,
+                                     const int32_t hi, int8_t *out)
+{
+    int32_t j;
+    for (j = 0; j < n; j++) {
+        out[j] = edgecc_nn_output(acc[j], multiplier[j], shift[j], output_offset, lo, hi);
+    }
+}
+
 /* First and one-past-last filter tap k in [0, k_size) whose input position
  * origin + k * dilation lies in [0, in_size). Empty range: *k_end <= *k_begin. */
 static inline void edgecc_nn_valid_taps(const int32_t origin, const int32_t dilation,

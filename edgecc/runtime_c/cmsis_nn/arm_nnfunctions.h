@@ -12,8 +12,10 @@
  *  - requantization: out = clamp(output_offset + RDBP(SRDHM(acc * 2^max(shift,0), mult),
  *    max(-shift,0)), act.min, act.max), shift in [-31, 31] (TFLite's default double rounding);
  *  - bias_data may be NULL (no bias); bias_dims is not read;
- *  - none of these implementations needs scratch memory: every *_get_buffer_size() returns 0
- *    and ctx may be NULL or hold no buffer.
+ *  - scratch memory (ctx): only the two convolutions may use some, to go faster; given less
+ *    than their *_get_buffer_size() bytes (ctx NULL, no buffer, too small or not 4-byte
+ *    aligned) they compute the same results without it. The other functions never read ctx
+ *    and their *_get_buffer_size() returns 0.
  */
 #ifndef ARM_NNFUNCTIONS_H
 #define ARM_NNFUNCTIONS_H
@@ -40,7 +42,9 @@ arm_cmsis_nn_status arm_convolve_wrapper_s8(const cmsis_nn_context *ctx,
                                             const cmsis_nn_dims *output_dims,
                                             int8_t *output_data);
 
-/* Scratch bytes arm_convolve_wrapper_s8 needs for these arguments (here always 0). */
+/* Scratch bytes arm_convolve_wrapper_s8 uses for these arguments: 8 * C_IN for a 1x1,
+ * stride 1, unpadded, single-group convolution over at least 4 pixels, 16 input and 4 output
+ * channels, with input_offset in [-32639, 32640] (its filters packed, four at a time), else 0. */
 int32_t arm_convolve_wrapper_s8_get_buffer_size(const cmsis_nn_conv_params *conv_params,
                                                 const cmsis_nn_dims *input_dims,
                                                 const cmsis_nn_dims *filter_dims,
@@ -63,7 +67,9 @@ arm_cmsis_nn_status arm_depthwise_conv_wrapper_s8(
     const cmsis_nn_dims *output_dims,
     int8_t *output_data);
 
-/* Scratch bytes arm_depthwise_conv_wrapper_s8 needs (here always 0). */
+/* Scratch bytes arm_depthwise_conv_wrapper_s8 uses: 4 * C_OUT with ch_mult 1 (one int32 per
+ * channel: bias + input_offset * filter sum, for the positions whose taps are all inside the
+ * input), else 0. */
 int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_params *dw_conv_params,
                                                       const cmsis_nn_dims *input_dims,
                                                       const cmsis_nn_dims *filter_dims,

@@ -35,16 +35,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import onnx
 
-from .compiler.driver import TARGETS, cmsis_runtime_files, compile_model
+from .compiler.driver import cmsis_runtime_files, compile_model
 from .compiler.loader import read_model
 from .errors import EdgeccError
 from .ir import Graph
 from .passes.memory_plan import plan_memory
 from .runner import build_host, run_host
-from .verify_int8 import (MAX_LAYER_SAMPLES, QuantReport, _ort_refs, build_programs,
-                          check_layers, combined_graph, has_integer_ops, is_integer_node,
-                          layer_regions, onnx_tensor_names, split_regions, verify_ptq)
-from .verify_int8_report import format_quant_report, output_lsb, output_stats
+from .verify_int8 import (MAX_LAYER_SAMPLES, QuantReport, _ort_refs, combined_graph,
+                          has_integer_ops, layer_regions, layer_report, onnx_tensor_names,
+                          split_regions, verify_ptq)
+from .verify_int8_report import format_quant_report
 
 MAX_QEMU_SAMPLES = 4
 TO_NHWC = (0, 2, 3, 1)
@@ -115,28 +115,9 @@ def verify_quantized_target(result, model: onnx.ModelProto, samples, workdir: st
     regions = layer_regions(graph, set(stand))
     extra = [stand[n][0] for r in regions for n in r.inputs + r.outputs]
     refs = [with_graph_names(r, stand) for r in _ort_refs(model, samples, extra, layer_samples)]
-    workers = workers or min(4, os.cpu_count() or 1)
-    chain = TARGETS[result.target]
-    jobs = layer_programs(graph, regions, chain, workers) if regions else []
-    builds = build_programs([(result.files, graph, result.prefix)] + [j[:3] for j in jobs],
-                            workdir, sanitize, workers)
-    layers = check_layers(graph, [(b, j[3]) for b, j in zip(builds[1:], jobs)],
-                          refs[:layer_samples], tol)
-    gots = [run_host(builds[0], [feed[n] for n in graph.inputs], tag=f"e{k}")
-            for k, feed in enumerate(samples)]
-    rep = QuantReport("int8", layers, got=gots)
-    covered = {id(n) for r in regions for n in r.nodes}
-    rep.unchecked = [n.name or n.outputs[0] for n in graph.nodes
-                     if is_integer_node(graph, n) and id(n) not in covered]
-    rep.outputs = [output_stats(graph, n, [g[i] for g in gots], [r[n] for r in refs],
-                                output_lsb(graph, n)) for i, n in enumerate(graph.outputs)]
-    rep.ok = bool(layers) and all(c.ok for c in layers)
-    n = min(len(samples), layer_samples)
-    rep.criterion = (f"criterion: on {'the first ' if n < len(samples) else ''}{n} "
-                     f"sample{'s' if n != 1 else ''}, every integer layer of the "
-                     f"{result.target} graph within 1 LSB of onnxruntime and every float layer "
-                     f"within {tol:g} * max|onnxruntime|")
-    return rep
+    return layer_report(result, regions, refs, samples, workdir, tol, sanitize, workers,
+                        layer_samples, layer_programs,
+                        f"every integer layer of the {result.target} graph")
 
 
 # -- firmware runs ----------------------------------------------------------------------------

@@ -257,17 +257,15 @@ def _ort_refs(model, samples, extra: Sequence[str], first: int):
     return refs
 
 
-def verify_quantized(result, model: onnx.ModelProto, samples, workdir: str, tol: float = 1e-4,
-                     sanitize: bool = False, workers: int = 0,
-                     layer_samples: int = MAX_LAYER_SAMPLES) -> QuantReport:
-    """A compiled graph with integer ops vs onnxruntime running the same quantized model."""
+def layer_report(result, regions, refs, samples, workdir: str, tol: float, sanitize: bool,
+                 workers: int, layer_samples: int, make_programs, what: str) -> QuantReport:
+    """Build the whole model and the one-layer programs (``make_programs(graph, regions,
+    backend_chain, workers)``), check each layer on onnxruntime's values ``refs``, and
+    summarize the model's outputs over ``samples``."""
     from .compiler.driver import TARGETS
     graph = result.graph
-    regions = layer_regions(graph, onnx_tensor_names(model))
-    extra = [n for r in regions for n in r.inputs + r.outputs]
-    refs = _ort_refs(model, samples, extra, layer_samples)
     workers = workers or min(4, os.cpu_count() or 1)
-    jobs = layer_programs(graph, regions, TARGETS[result.target], workers) if regions else []
+    jobs = make_programs(graph, regions, TARGETS[result.target], workers) if regions else []
     builds = build_programs([(result.files, graph, result.prefix)] + [j[:3] for j in jobs],
                             workdir, sanitize, workers)
     layers = check_layers(graph, [(b, j[3]) for b, j in zip(builds[1:], jobs)],
@@ -283,9 +281,21 @@ def verify_quantized(result, model: onnx.ModelProto, samples, workdir: str, tol:
     rep.ok = bool(layers) and all(c.ok for c in layers)
     n = min(len(samples), layer_samples)
     rep.criterion = (f"criterion: on {'the first ' if n < len(samples) else ''}{n} "
-                     f"sample{'s' if n != 1 else ''}, every integer layer within 1 LSB of "
+                     f"sample{'s' if n != 1 else ''}, {what} within 1 LSB of "
                      f"onnxruntime and every float layer within {tol:g} * max|onnxruntime|")
     return rep
+
+
+def verify_quantized(result, model: onnx.ModelProto, samples, workdir: str, tol: float = 1e-4,
+                     sanitize: bool = False, workers: int = 0,
+                     layer_samples: int = MAX_LAYER_SAMPLES) -> QuantReport:
+    """A compiled graph with integer ops vs onnxruntime running the same quantized model."""
+    graph = result.graph
+    regions = layer_regions(graph, onnx_tensor_names(model))
+    extra = [n for r in regions for n in r.inputs + r.outputs]
+    refs = _ort_refs(model, samples, extra, layer_samples)
+    return layer_report(result, regions, refs, samples, workdir, tol, sanitize, workers,
+                        layer_samples, layer_programs, "every integer layer")
 
 
 def verify_ptq(result, model: onnx.ModelProto, samples, workdir: str, min_sqnr: float,

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..ir import DType, Graph, Node, TensorType
+from ..ir import DType, Graph, TensorType
 
 KERNELS: Dict[Tuple[str, str], Callable] = {}
 

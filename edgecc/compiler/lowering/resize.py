@@ -119,7 +119,6 @@ def axis_taps(a: ResizeAttrs, axis: int, n_in: int) -> Optional[AxisTaps]:
     if a.mode == "nearest":
         index = np.clip(_nearest_choice(a, axis, x), 0, n_in - 1)[:, None]
         return AxisTaps(index, np.ones(index.shape), outside)
-    floor = np.floor(x)
     # left: the input index just left of x (x itself counts as right), ratio: x - left
     left = np.ceil(x).astype(np.int64) - 1
     ratio = x - left

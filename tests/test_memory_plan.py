@@ -96,6 +96,16 @@ def input_is_output_model():
                       [("y", [2, 8]), ("x", [2, 8])])
 
 
+def input_alias_model():
+    """r = Reshape(x), f = Flatten(r) are the caller's bytes; Relu(r) must not write them and f,
+    a graph output, is copied out of the caller's input buffer."""
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]),
+             helper.make_node("Relu", ["r"], ["y"]),
+             helper.make_node("Flatten", ["r"], ["f"], axis=1)]
+    return make_model(nodes, [("x", [2, 3, 4])], [("y", [6, 4]), ("f", [6, 4])],
+                      {"shape": np.array([6, 4], np.int64)})
+
+
 def residual_gemm_model():
     """The graph of test_lower_bound_hand_computed."""
     rng = np.random.default_rng(1)
@@ -111,6 +121,7 @@ MODELS = {
     "chain": chain_model, "reshape": reshape_model, "branchy": branchy_model,
     "not_inplace": not_inplace_model, "broadcast": broadcast_model,
     "input_is_output": input_is_output_model, "residual_gemm": residual_gemm_model,
+    "input_alias": input_alias_model,
 }
 
 
@@ -127,9 +138,17 @@ def check_plan(graph: Graph, plan) -> None:
     Works on tensors, not on the planner's buffers: for each node that writes memory, its
     output's bytes must not overlap any other tensor still needed after the node (read later, or
     a graph output, through any alias), nor another output of the node; it may overlap one of
-    the node's own inputs only as an exact in-place update by an elementwise op."""
+    the node's own inputs only as an exact in-place update by an elementwise op. Graph inputs
+    and their aliases are not in the arena (kernels read the caller's buffers) and no node
+    writes them."""
     n = len(graph.nodes)
-    tensors = list(graph.inputs) + [o for nd in graph.nodes for o in nd.outputs if o]
+    external = {t: t for t in graph.inputs}
+    for nd in graph.nodes:
+        if op_info(nd.op).alias and nd.inputs[0] in external:
+            external[nd.outputs[0]] = external[nd.inputs[0]]
+    assert plan.external == external
+    all_tensors = list(graph.inputs) + [o for nd in graph.nodes for o in nd.outputs if o]
+    tensors = [t for t in all_tensors if t not in external]
     assert set(plan.offsets) == set(tensors)
     size = {t: graph.types[t].nbytes for t in tensors}
     for t in tensors:
@@ -142,9 +161,10 @@ def check_plan(graph: Graph, plan) -> None:
         alias = op_info(nd.op).alias
         for o in nd.outputs:
             if o:
+                assert alias or o not in external, f"node {idx} ({nd.op}) writes a graph input"
                 root[o] = root[nd.inputs[0]] if alias else o
                 defined[o] = idx
-                if alias:
+                if alias and o not in external:
                     assert plan.offsets[o] == plan.offsets[nd.inputs[0]]
     group_end = {}
     for idx, nd in enumerate(graph.nodes):
@@ -160,7 +180,7 @@ def check_plan(graph: Graph, plan) -> None:
         return oa < ob + size[b] and ob < oa + size[a]
 
     for idx, nd in enumerate(graph.nodes):
-        if op_info(nd.op).alias:
+        if op_info(nd.op).alias or any(o in external for o in nd.outputs):
             continue
         read_roots = {root[i] for i in nd.inputs if i in root}
         for o in (o for o in nd.outputs if o):
@@ -215,7 +235,7 @@ def test_reshape_aliases_its_input():
     # an alias is never a buffer of its own, with or without in-place updates
     no_inplace = plan_memory(g, allow_inplace=False)
     assert no_inplace.offset("b") == no_inplace.offset("a")
-    assert len(no_inplace.buffers) == 4  # x, a(=b), c(=d), y
+    assert len(no_inplace.buffers) == 3  # a(=b), c(=d), y; x is the caller's, not the arena's
     check_plan(g, no_inplace)
 
 
@@ -223,7 +243,8 @@ def test_elementwise_input_needed_later_is_not_overwritten():
     g = imported("not_inplace")
     plan = plan_memory(g)
     assert plan.offset("b") != plan.offset("a")
-    assert plan.offset("a") == plan.offset("x")   # Relu updates the input in place
+    assert not plan.in_arena("x")                 # read from the caller's buffer
+    assert plan.external == {"x": "x"}            # so Relu cannot update it in place
     assert plan.offset("y") == plan.offset("a")   # a's last reader is the Add
     check_plan(g, plan)
 
@@ -238,8 +259,17 @@ def test_broadcast_operand_is_not_reused():
 def test_graph_input_that_is_an_output_is_kept():
     g = imported("input_is_output")
     plan = plan_memory(g)
-    assert plan.offset("y") != plan.offset("x")
-    assert plan.arena_bytes == 128
+    assert not plan.in_arena("x")    # x stays in the caller's buffer, copied out at the end
+    assert plan.arena_bytes == 64    # y only (was 128 with x copied into the arena)
+    check_plan(g, plan)
+
+
+def test_alias_of_graph_input_stays_outside_the_arena():
+    g = imported("input_alias")
+    plan = plan_memory(g)
+    assert plan.external == {"x": "x", "r": "x", "f": "x"}
+    assert set(plan.offsets) == {"y"}   # Relu(r) writes a new buffer, never the caller's bytes
+    assert plan.arena_bytes == plan.lower_bound == aligned(24 * 4)
     check_plan(g, plan)
 
 
@@ -264,7 +294,7 @@ def test_arena_between_lower_bound_and_greedy(name, optimize):
     # each node's live bytes at least cover each of its own inputs and outputs
     for idx, nd in enumerate(g.nodes):
         own = [aligned(g.types[t].nbytes) for t in nd.inputs + nd.outputs if t in plan.offsets]
-        assert plan.live_bytes[idx] >= max(own)
+        assert plan.live_bytes[idx] >= max(own, default=0)  # an alias of an input: none
 
 
 def test_branchy_graph_shares_memory():
@@ -281,22 +311,24 @@ def test_branchy_graph_shares_memory():
 
 
 def test_lower_bound_hand_computed():
-    """x [1,5] (20 -> 32 B), a = b [1,9] (36 -> 48 B, Relu in place), c = y [1,5] (32 B).
+    """a = b [1,9] (36 -> 48 B, Relu in place), c = y [1,5] (20 -> 32 B). The graph input
+    x [1,5] is read from the caller's buffer, so it is not counted (each number below was 32 B
+    larger while x was copied into the arena: 80, 80, 112, 64).
 
-    node 0 Gemm(x):  x + a        = 32 + 48      = 80
-    node 1 Relu(a):  x + a        = 32 + 48      = 80
-    node 2 Gemm(b):  x + a + c    = 32 + 48 + 32 = 112
-    node 3 Add(c,x): x + c        = 32 + 32      = 64
+    node 0 Gemm(x):  a            = 48
+    node 1 Relu(a):  a            = 48
+    node 2 Gemm(b):  a + c        = 48 + 32 = 80
+    node 3 Add(c,x): c            = 32
     """
     g = imported("residual_gemm")
     assert op_sequence(g) == ["Gemm", "Relu", "Gemm", "Add"]
     plan = plan_memory(g)
-    assert [sorted(b.tensors) for b in plan.buffers] == [["x"], ["a", "b"], ["c", "y"]]
-    assert plan.live_bytes == [80, 80, 112, 64]
-    assert plan.lower_bound == 112
-    assert plan.arena_bytes == 112
-    # greedy by size without in-place: a and b are separate 48-byte buffers
-    assert greedy_by_size_arena(g) == 128
+    assert [sorted(b.tensors) for b in plan.buffers] == [["a", "b"], ["c", "y"]]
+    assert plan.live_bytes == [48, 48, 80, 32]
+    assert plan.lower_bound == 80
+    assert plan.arena_bytes == 80
+    # greedy by size without in-place: a and b are separate 48-byte buffers (was 128 with x)
+    assert greedy_by_size_arena(g) == 96
     check_plan(g, plan)
 
 
@@ -307,7 +339,7 @@ def test_plan_is_deterministic():
 
 
 @pytest.mark.parametrize("name", ["chain", "reshape", "branchy", "not_inplace", "broadcast",
-                                  "input_is_output", "residual_gemm"])
+                                  "input_is_output", "residual_gemm", "input_alias"])
 def test_planned_code_matches_onnxruntime(name, tmp_path):
     """A wrong plan (a tensor overwritten while live) shows up as a wrong output."""
     model = MODELS[name]()

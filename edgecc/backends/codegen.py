@@ -1,7 +1,8 @@
 """Render a planned IR graph into C sources: ``<name>.h``, ``<name>.c``, ``<name>_weights.c``.
 
 Each node becomes one ``static`` C function rendered from its kernel's Jinja2 template; the run
-function copies the inputs into the arena, calls the layers in order and copies the outputs out.
+function calls the layers in order and copies the outputs out. Kernels read graph inputs (and
+aliases of them) directly from the caller's const buffers; only intermediates live in the arena.
 Output is a pure function of the graph: the same model gives byte-identical files.
 """
 from __future__ import annotations
@@ -147,15 +148,20 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
                             c_array_body(value, dtype), value.size))
         return weight_sym[name]
 
+    in_ident = {n: ids(n, prefix="in_") for n in graph.inputs}
+
     def pointer(name: str, ctype: str) -> str:
         if name in graph.constants:
             return weight_symbol(name, graph.constants[name])
+        if name in plan.external:  # the caller's buffer: the run function's const parameter
+            return f"(const {ctype} *){in_ident[plan.external[name]]}"
         return f"({ctype} *)({prefix}_arena + {plan.offset(name)}u)"
 
     layers, calls, helpers = [], [], []
     for idx, node in enumerate(graph.nodes):
         if op_info(node.op).alias:
-            if plan.offsets.get(node.inputs[0]) != plan.offsets.get(node.outputs[0]):
+            if (plan.offsets.get(node.inputs[0]) != plan.offsets.get(node.outputs[0])
+                    or plan.external.get(node.inputs[0]) != plan.external.get(node.outputs[0])):
                 raise IRError(f"alias node '{node.name}' ({node.op}) does not share its input's "
                               "buffer (a constant input must be folded first)")
             calls.append(f"/* {node.op} '{node.name}': {node.outputs[0]} aliases "
@@ -186,6 +192,9 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
                       + rendered.strip() + "\n")
         args = []
         for a in k.args:
+            if a in plan.external and a in node.outputs:
+                raise IRError(f"node '{node.name}' ({node.op}) would write graph input "
+                              f"'{plan.external[a]}'")
             ctype = graph.types[a].dtype.c_type
             args.append(pointer(a, ctype))
         calls.append(f"{fname}({', '.join(args)});")
@@ -195,18 +204,17 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
                 calls.append(f'EDGECC_TRACE_TENSOR("{c_string(o)}", {prefix}_arena + '
                              f'{plan.offset(o)}u, {nbytes}u);')
 
-    io_inputs = [dict(name=n, ident=ids(n, prefix="in_"), view=ctx.view(n),
-                      offset=plan.offset(n)) for n in graph.inputs]
+    io_inputs = [dict(name=n, ident=in_ident[n], view=ctx.view(n)) for n in graph.inputs]
     io_outputs = []
     for n in graph.outputs:
         entry = dict(name=n, ident=ids(n, prefix="out_"), view=ctx.view(n))
-        if n in graph.constants:
+        if n in graph.constants or n in plan.external:
             entry["source"] = pointer(n, graph.types[n].dtype.c_type)
         else:
             entry["source"] = f"{prefix}_arena + {plan.offset(n)}u"
         io_outputs.append(entry)
 
-    uses_arena = bool(io_inputs) or bool(plan.scratch_offsets) or any(f"{prefix}_arena" in c for c in calls) or any(
+    uses_arena = bool(plan.scratch_offsets) or any(f"{prefix}_arena" in c for c in calls) or any(
         "source" in o and f"{prefix}_arena" in o["source"] for o in io_outputs)
     common = dict(uses_arena=uses_arena, prefix=prefix, PREFIX=prefix.upper(), graph=graph, plan=plan,
                   inputs=io_inputs, outputs=io_outputs, weights=weights,

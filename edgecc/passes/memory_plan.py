@@ -1,7 +1,12 @@
-"""Static memory plan: every non-constant tensor gets an offset in one arena.
+"""Static memory plan: every intermediate tensor gets an offset in one arena.
 
 Before: a graph in execution order. After (a ``MemoryPlan``, the graph is unchanged): buffer
 offsets such that two buffers whose lifetimes overlap never overlap in the arena.
+
+Graph inputs are not in the arena: kernels read them directly from the caller's (const)
+buffers. An alias of a graph input (Reshape of an input, ...) points into the caller's buffer
+too (``MemoryPlan.external``: tensor -> the graph input it is the bytes of); no node ever
+writes such a tensor, and no in-place update targets it.
 
 Buffers. Tensors are grouped into buffers first:
   * alias ops (Reshape/Flatten/Squeeze/Unsqueeze) give their output the input's buffer;
@@ -9,7 +14,7 @@ Buffers. Tensors are grouped into buffers first:
     in place into an input buffer whose last use is this node (exact: each element is read
     before it is overwritten, and nothing else reads the buffer later).
 A buffer lives from the node that first writes it to the last node that reads any of its
-tensors; graph inputs from before node 0, graph outputs until after the last node.
+tensors; graph outputs until after the last node.
 
 Placement is greedy-by-size, as in TFLite Micro's planner: largest buffer first, at the lowest
 offset that does not collide with an already placed buffer of overlapping lifetime. A second
@@ -40,7 +45,7 @@ def _align(n: int) -> int:
 class Buffer:
     tensors: List[str]
     size: int
-    start: int  # index of first node that writes it (-1: graph input)
+    start: int  # index of first node that writes it
     end: int    # index of last node that reads it (len(nodes): graph output)
     offset: int = -1
 
@@ -53,13 +58,28 @@ class MemoryPlan:
     lower_bound: int
     live_bytes: List[int] = field(default_factory=list)  # per node
     scratch_offsets: Dict[int, int] = field(default_factory=dict)  # node index -> offset
+    external: Dict[str, str] = field(default_factory=dict)  # tensor -> graph input (not arena)
 
     def offset(self, tensor: str) -> int:
         return self.offsets[tensor]
 
+    def in_arena(self, tensor: str) -> bool:
+        return tensor in self.offsets
+
+
+def external_tensors(graph: Graph) -> Dict[str, str]:
+    """Graph inputs and aliases of them (through any chain): tensor -> graph input."""
+    ext = {name: name for name in graph.inputs}
+    for n in graph.nodes:
+        outs = [o for o in n.outputs if o]
+        if op_info(n.op).alias and n.inputs and n.inputs[0] in ext and len(outs) == 1:
+            ext[outs[0]] = ext[n.inputs[0]]
+    return ext
+
 
 def _build_buffers(graph: Graph, allow_inplace: bool = True) -> Tuple[List[Buffer], Dict[str, int]]:
     nodes = graph.nodes
+    external = external_tensors(graph)
     end_of_graph = len(nodes)
     buf_of: Dict[str, int] = {}
     buffers: List[Buffer] = []
@@ -83,11 +103,13 @@ def _build_buffers(graph: Graph, allow_inplace: bool = True) -> Tuple[List[Buffe
         b.tensors.append(tensor)
         b.end = max(b.end, last_use.get(tensor, b.end))
 
-    for name in graph.inputs:
-        new_buffer(name, -1)
     for idx, n in enumerate(nodes):
         info = op_info(n.op)
         outs = [o for o in n.outputs if o]
+        if any(o in external for o in outs):
+            if all(o in external for o in outs):
+                continue  # an alias of a graph input: the caller's bytes, no buffer
+            raise ValueError(f"node '{n.name}' ({n.op}) writes a graph input")
         src = n.inputs[0] if n.inputs else ""
         if info.alias and src in buf_of and len(outs) == 1:
             join(outs[0], buf_of[src])
@@ -160,7 +182,7 @@ def plan_memory(graph: Graph, allow_inplace: bool = True,
     buffers, buf_of = _build_buffers(graph, allow_inplace)
     _add_scratch(buffers, scratch)
     live = live_bytes_per_node(buffers, len(graph.nodes))
-    bound = max(live) if graph.nodes else sum(b.size for b in buffers)
+    bound = max(live) if graph.nodes else sum(b.size for b in buffers)  # arena buffers only
     candidates = [(buffers, buf_of)]
     if allow_inplace:
         # In-place merging changes lifetimes, and greedy placement is a heuristic: on a few
@@ -180,7 +202,8 @@ def plan_memory(graph: Graph, allow_inplace: bool = True,
     tensor_offsets = {t: bufs[bi].offset for t, bi in groups.items()}
     scratch_offsets = {int(b.tensors[0][8:]): b.offset for b in bufs
                        if b.tensors[0].startswith("\0scratch")}
-    return MemoryPlan(tensor_offsets, bufs, arena, bound, live, scratch_offsets)
+    return MemoryPlan(tensor_offsets, bufs, arena, bound, live, scratch_offsets,
+                      external_tensors(graph))
 
 
 def greedy_by_size_arena(graph: Graph) -> int:

@@ -182,3 +182,82 @@ def test_compile_model_patch_hook(mbv2, tmp_path):
         build = build_host(r.files, r.graph, "model", str(tmp_path / name))
         outs.append(run_host(build, [x])[0])
     assert np.array_equal(outs[0], outs[1])
+
+
+@pytest.fixture(scope="module")
+def small_path(tmp_path_factory):
+    root = tmp_path_factory.mktemp("patch_small_cli")
+    shape = small_cnn(str(root / "small.onnx"))
+    return quantize_ort(str(root / "small.onnx"), str(root / "small_q.onnx"), shape), shape
+
+
+def test_cli_analyze_patch(small_path, capsys):
+    """`edgecc analyze --patch` prints the plan: split point, grid, extra MACs, arena before
+    and after; --json carries it too."""
+    import json
+
+    from edgecc.cli.main import main
+    assert main(["analyze", small_path[0], "--patch"]) == 0
+    out = capsys.readouterr().out
+    line = [r for r in out.splitlines() if r.startswith("patch plan:")]
+    assert len(line) == 1 and "split after" in line[0] and "grid" in line[0], out
+    assert "extra MACs" in line[0] and "arena" in line[0]
+    assert main(["analyze", small_path[0], "--patch", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    print("\n" + line[0])
+    p = info["patch"]
+    assert p["arena_after"] < p["arena_before"] and p["extra_macs"] >= 0
+    assert info["totals"]["arena_bytes"] <= p["arena_before"]
+
+
+def test_cli_sram_too_small_for_any_plan(small_path, capsys, tmp_path):
+    """Issue 5, acceptance 4: --sram below every plan: exit 2, one line with the peak layer,
+    the bytes over and the smallest SRAM reachable with --patch (and its grid)."""
+    from edgecc.cli.main import main
+    from edgecc.compiler.driver import smallest_reachable
+    errs = []
+    for extra in ([], ["--patch"]):
+        code = main([small_path[0], "--sram", "2K", "--stack", "0", "-o", str(tmp_path / "o")]
+                    + extra)
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "B over --sram 2,048 B" in err and "peak at layer '" in err
+        assert "smallest reachable:" in err and "with --patch (grid " in err, err
+        errs.append(err)
+        with capsys.disabled():
+            print("\n" + err.strip())
+    graph = optimize(small_path[0])
+    arena, plan = smallest_reachable(graph, "generic")  # square grids when not --patch
+    assert plan is not None and arena == plan.arena_after < arena_of(graph)
+    assert f"(arena {arena:,} B) with --patch (grid {plan.grid[0]}x{plan.grid[1]})" in errs[0]
+    assert f"smallest reachable: {arena + 16:,} B (arena {arena:,} B)" in errs[1]
+
+
+def test_cortex_m7_patched_bit_exact_qemu(small_path, tmp_path):
+    """patch=True on cortex-m7: the tiles stay NCHW (portable kernels), the rest NHWC/CMSIS-NN.
+    Under QEMU the firmware equals the host build of the same C and the unpatched cortex-m7
+    build."""
+    from edgecc.compiler.driver import compile_model
+    from edgecc.passes.patch_plan import is_tile_node
+    from edgecc.targets.cortex_m import build_firmware, run_qemu
+    pytest.importorskip("shutil").which("qemu-system-arm") or pytest.skip("no qemu-system-arm")
+    path, shape = small_path
+    ref = compile_model(path, target="cortex-m7")
+    got = compile_model(path, target="cortex-m7", patch=True)
+    assert ref.patch is None and got.patch is not None
+    tiles = [n for n in got.graph.nodes if is_tile_node(n)]
+    assert tiles and all(not n.op.endswith("NHWC") for n in tiles)
+    assert any(n.op.endswith("NHWC") for n in got.graph.nodes)  # the rest still CMSIS
+    assert got.plan.arena_bytes < ref.plan.arena_bytes
+    print(f"\ncortex-m7: {got.patch.describe()}; C arena {ref.plan.arena_bytes:,} B -> "
+          f"{got.plan.arena_bytes:,} B")
+    x = np.random.default_rng(6).standard_normal(shape).astype(np.float32) * 2
+    outs = {}
+    for name, r in (("layer", ref), ("patch", got)):
+        host = build_host(r.files, r.graph, "model", str(tmp_path / f"host_{name}"))
+        want = run_host(host, [x])[0]
+        fw = build_firmware(r.files, str(tmp_path / f"fw_{name}"), "cortex-m7", input_arrays=[x])
+        run = run_qemu(fw.elf, "cortex-m7")
+        assert len(run.outputs) == 1 and run.outputs[0].tobytes() == want.tobytes(), name
+        outs[name] = want
+    assert np.array_equal(outs["layer"], outs["patch"])

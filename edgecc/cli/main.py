@@ -59,12 +59,15 @@ def _budget_args(p: argparse.ArgumentParser) -> None:
                    "script, e.g. 1M")
     g.add_argument("--stack", metavar="SIZE", default="8K", help="stack reserved in SRAM "
                    "(default 8K)")
+    g.add_argument("--patch", action="store_true", help="experimental: run the first stage "
+                   "of an int8 CNN tile by tile when that lowers the arena (fewest extra MACs "
+                   "that fit --sram, else the smallest arena)")
 
 
 def _budget_kwargs(args) -> dict:
     from ..compiler.budget import parse_size
     return dict(sram=parse_size(args.sram, "--sram") if args.sram else None,
-                stack=parse_size(args.stack, "--stack"))
+                stack=parse_size(args.stack, "--stack"), patch=args.patch)
 
 
 def _quantize_kwargs(args) -> dict:
@@ -169,8 +172,22 @@ def cmd_analyze(args) -> int:
                            skip_passes=args.skip_pass, **_quantize_kwargs(args),
                            **_budget_kwargs(args))
     info = analysis(result)
-    print(to_json(info) if args.json else format_table(info))
+    if args.patch:
+        info["patch"] = _patch_info(result.patch)
+    text = to_json(info) if args.json else format_table(info)
+    if args.patch and not args.json:
+        text += "\npatch plan: " + (result.patch.describe() if result.patch else
+                                    "none (patching does not lower the arena)")
+    print(text)
     return 0
+
+
+def _patch_info(p) -> Optional[dict]:
+    if p is None:
+        return None
+    return dict(stage_nodes=[p.start, p.end], split_after=p.stage_output, grid=list(p.grid),
+                arena_before=p.arena_before, arena_after=p.arena_after,
+                stage_macs=p.macs_before, extra_macs=p.extra_macs)
 
 
 def cmd_verify(args) -> int:

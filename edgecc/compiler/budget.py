@@ -16,10 +16,13 @@ def parse_size(text: str, option: str) -> int:
     return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
 
 
-def check_sram(result, sram: int, stack: int = DEFAULT_STACK) -> None:
-    """SRAM = arena (activations, kernel scratch; run() copies the inputs into it) + the output
-    buffers + stack. The caller's input buffers are not counted: they may live in flash.
-    Raises a one-line error naming the layer at the arena's peak and the bytes over."""
+def check_sram(result, sram: int, stack: int = DEFAULT_STACK, reachable=None) -> None:
+    """SRAM = arena (activations, kernel scratch) + the output
+    buffers + stack. The caller's input buffers are read in place and not counted (they may
+    live in flash).
+    Raises a one-line error naming the layer at the arena's peak and the bytes over;
+    ``reachable()`` -> (smallest arena, PatchPlan or None) adds the smallest SRAM edgecc can
+    reach (compiler/driver.smallest_reachable), with the --patch grid when patching helps."""
     g, plan = result.graph, result.plan
     io = sum(g.types[n].nbytes for n in g.outputs)
     need = plan.arena_bytes + io + stack
@@ -30,4 +33,12 @@ def check_sram(result, sram: int, stack: int = DEFAULT_STACK) -> None:
     raise EdgeccError(
         f"{g.source}: needs {need:,} B of SRAM, {need - sram:,} B over --sram {sram:,} B "
         f"(arena {plan.arena_bytes:,} B, peak at layer '{layer}' ({g.nodes[peak].op}) with "
-        f"{plan.live_bytes[peak]:,} B live; output buffers {io:,} B; stack {stack:,} B)")
+        f"{plan.live_bytes[peak]:,} B live; output buffers {io:,} B; stack {stack:,} B)"
+        + (_reachable_note(reachable, io + stack) if reachable else ""))
+
+
+def _reachable_note(reachable, fixed: int) -> str:
+    arena, patch = reachable()
+    how = ("layer by layer; --patch does not help" if patch is None else
+           f"with --patch (grid {patch.grid[0]}x{patch.grid[1]})")
+    return f"; smallest reachable: {arena + fixed:,} B (arena {arena:,} B) {how}"

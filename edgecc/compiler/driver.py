@@ -123,9 +123,11 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     """ONNX -> C sources. ``quantize="int8"`` with ``calib`` (calibration data, see
     compiler/calibrate.py) quantizes a float model after training (int8 activations per
     tensor, int8 weights per channel); nodes named in ``exclude`` stay float.
-    ``patch=True`` (generic target, experimental): run the first stage tile by tile when that
-    lowers the arena (passes/patch_plan.py); the fewest extra MACs that fit ``sram``, else
-    the smallest arena."""
+    ``patch=True`` (experimental): run the first stage tile by tile when that lowers the arena
+    (passes/patch_plan.py); the fewest extra MACs that fit ``sram``, else the smallest arena.
+    On Cortex-M targets the patched stage stays NCHW on the portable kernels, the rest goes
+    NHWC/CMSIS-NN. When ``sram`` (or the board's) is too small, the one-line error also gives
+    the smallest arena edgecc can reach (with --patch when that helps)."""
     from ..backends.codegen import generate
 
     if target not in TARGETS:
@@ -135,18 +137,38 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
                      quantize=quantize, calib=calib, calib_method=calib_method,
                      calib_percentile=calib_percentile, exclude=exclude, progress=progress)
     patch_plan = None
+    if sram is None and target.startswith("cortex-m"):
+        from ..targets.cortex_m import get_board
+        default_sram = get_board(target).default_sram
+    else:
+        default_sram = None
+    from .budget import DEFAULT_STACK
+    stack = DEFAULT_STACK if stack is None else stack
+    unpatched = graph
     if patch:
-        if TARGETS[target] != ["generic"]:
-            raise EdgeccError(f"patch-based execution is only implemented for the generic "
-                              f"target, not '{target}'")
         from ..passes.patch_plan import plan_patches
-        from .budget import DEFAULT_STACK
         budget = None if sram is None else (
-            sram - sum(graph.types[o].nbytes for o in graph.outputs)
-            - (DEFAULT_STACK if stack is None else stack))
+            sram - sum(graph.types[o].nbytes for o in graph.outputs) - stack)
         patch_plan = plan_patches(graph, budget=budget)
         if patch_plan is not None:
             graph = patch_plan.graph
+    graph, plan = _layout_and_plan(graph, target)
+    stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
+    files = generate(graph, plan, prefix, TARGETS[target], stats=stats)
+    if "cmsis" in TARGETS[target] and any("arm_nnfunctions.h" in t for t in files.values()):
+        files.update(cmsis_runtime_files())
+    result = CompileResult(graph, plan, files, prefix, target, stats, patch_plan)
+    budget_sram = sram if sram is not None else default_sram
+    if budget_sram is not None:
+        from .budget import check_sram
+        check_sram(result, budget_sram, stack,
+                   reachable=lambda: smallest_reachable(unpatched, target, patch_plan,
+                                                        searched=patch_plan is not None))
+    return result
+
+
+def _layout_and_plan(graph: Graph, target: str):
+    """The target's layout pass (NHWC for CMSIS-NN) and the memory plan with kernel scratch."""
     scratch = {}
     if "cmsis" in TARGETS[target]:
         from ..backends.cmsis.kernels import scratch_bytes
@@ -154,19 +176,25 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
         graph = to_nhwc(graph)
         graph.verify()
         scratch = {i: scratch_bytes(graph, n) for i, n in enumerate(graph.nodes)}
-    plan = plan_memory(graph, scratch=scratch)
-    stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
-    files = generate(graph, plan, prefix, TARGETS[target], stats=stats)
-    if "cmsis" in TARGETS[target] and any("arm_nnfunctions.h" in t for t in files.values()):
-        files.update(cmsis_runtime_files())
-    result = CompileResult(graph, plan, files, prefix, target, stats, patch_plan)
-    if sram is None and target.startswith("cortex-m"):
-        from ..targets.cortex_m import get_board
-        sram = get_board(target).default_sram
-    if sram is not None:
-        from .budget import DEFAULT_STACK, check_sram
-        check_sram(result, sram, DEFAULT_STACK if stack is None else stack)
-    return result
+    return graph, plan_memory(graph, scratch=scratch)
+
+
+def smallest_reachable(graph: Graph, target: str, patched=None, searched: bool = False):
+    """(arena bytes, PatchPlan or None): the smallest arena edgecc reaches for ``graph`` (before
+    patching) on ``target``: layer by layer, or patched with the grid of the smallest arena.
+    ``searched``: ``patched`` came from the full search with nothing fitting (so it is the
+    smallest arena already); else square grids up to 8x8 are searched (the error path of a
+    large model stays a few seconds)."""
+    from ..passes.patch_plan import plan_patches
+    best = _layout_and_plan(graph, target)[1].arena_bytes, None
+    smallest = None if searched else plan_patches(
+        graph, budget=None, grids=[(k, k) for k in range(2, 9)])
+    for cand in (patched, smallest):
+        if cand is not None:
+            arena = _layout_and_plan(cand.graph, target)[1].arena_bytes
+            if arena < best[0]:
+                best = arena, cand
+    return best
 
 
 def write_files(files: Dict[str, str], out_dir: str) -> None:

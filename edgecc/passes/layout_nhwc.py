@@ -10,7 +10,9 @@ tensors becomes MaxPoolNHWC, and QAveragePool with equal input and output quanti
 arm_avgpool_s8 computes) QAveragePoolNHWC. Pointwise integer ops whose inputs all have the same shape
 (QLut, QAdd, QMul, QuantizeLinear/DequantizeLinear per tensor) run in whatever layout their
 inputs have, so a chain conv -> add -> conv stays NHWC. Every other op sees NCHW: a Transpose
-is inserted where an NHWC tensor meets it, and graph outputs are returned in NCHW.
+is inserted where an NHWC tensor meets it, and graph outputs are returned in NCHW. The nodes
+of a patched stage (patch_plan.is_tile_node: TileCopy/TilePaste and the layers run on tiles,
+whose convolutions have per-side pads) stay NCHW on the portable kernels.
 
 Math: only memory order changes; the weights are permuted at compile time. A Transpose that
 moves only size-1 axes (e.g. NHWC -> NCHW of an N x 1 x 1 x C tensor) is a Reshape (no copy).
@@ -25,6 +27,7 @@ from ..compiler.lowering.movement import TransposeAttrs
 from ..compiler.lowering.shape_ops import ReshapeAttrs
 from ..ir import DType, Graph, Node, TensorType
 from .fold_qdq import per_tensor
+from .patch_plan import is_tile_node
 
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
@@ -106,7 +109,8 @@ def to_nhwc(graph: Graph) -> Graph:
 
     renamed: Dict[str, str] = {}  # original NCHW output name -> NHWC tensor standing for it
     for node in g.nodes:
-        convertible = _convertible(g, node)  # judged on the NCHW types
+        tile = is_tile_node(node)  # a patched stage (patch_plan.py) stays NCHW, portable
+        convertible = not tile and _convertible(g, node)  # judged on the NCHW types
         node = node.replace(inputs=tuple(renamed.get(i, i) for i in node.inputs))
         if convertible:
             x = as_nhwc(node.inputs[0], node)
@@ -122,7 +126,8 @@ def to_nhwc(graph: Graph) -> Graph:
             renamed[y] = y_nhwc
             continue
         runtime = [i for i in node.inputs if i and not g.is_constant(i)]
-        if (node.op in AGNOSTIC and runtime and all(i in produced_nhwc for i in runtime)
+        if (not tile and node.op in AGNOSTIC and runtime
+                and all(i in produced_nhwc for i in runtime)
                 and len({g.types[i].shape for i in runtime}) == 1
                 and all(per_tensor(g.types[i].quant) or g.types[i].quant is None
                         for i in runtime)

@@ -22,6 +22,7 @@ or under a budget the fewest extra MACs that fit.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -48,10 +49,22 @@ class PatchPlan:
 
     def describe(self) -> str:
         pct = 100.0 * self.extra_macs / max(self.macs_before, 1)
-        return (f"patch stage nodes {self.start}..{self.end} -> '{self.stage_output}', "
+        return (f"patch stage nodes {self.start}..{self.end} (split after "
+                f"'{self.stage_output}'), "
                 f"grid {self.grid[0]}x{self.grid[1]}: arena {self.arena_before:,} B -> "
                 f"{self.arena_after:,} B, extra MACs {self.extra_macs:,} "
                 f"(+{pct:.1f}% of the stage)")
+
+
+_TILE_TENSOR = re.compile(r"#t\d+(c\d+)?$")
+
+
+def is_tile_node(node: Node) -> bool:
+    """A node of a patched stage: TileCopy/TilePaste, or a layer run on one tile (its output
+    is a tile tensor, named ``<tensor>#t<k>`` by patch_graph). Layout passes leave these
+    nodes in NCHW on the portable kernels (their convolutions have per-side pads)."""
+    return node.op in ("TileCopy", "TilePaste") or any(
+        o and _TILE_TENSOR.search(o) for o in node.outputs)
 
 
 def _rank4(graph: Graph, name: str) -> bool:
@@ -255,11 +268,12 @@ def _better(arena: int, extra: int, best: PatchPlan, budget: Optional[int]) -> b
 def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quantize: bool = True,
                  external_inputs: bool = False, max_stage: int = 24,
                  ends: Optional[Sequence[int]] = None,
-                 budget: Optional[int] = None) -> Optional[PatchPlan]:
+                 budget: Optional[int] = None,
+                 grids: Optional[Sequence[Tuple[int, int]]] = None) -> Optional[PatchPlan]:
     """The stage end and grid (rows x columns, each in ``sizes``) with the smallest arena (ties: fewer extra MACs), or with
     ``budget`` the fewest extra MACs among the plans whose arena fits in it (the smallest arena
     if none fits); None when no patched plan beats layer by layer, or when layer by layer
-    already fits the budget."""
+    already fits the budget. ``grids``: try only these (rows, columns) instead of ``sizes``^2."""
     start = stage_start(graph, include_quantize)
     before = arena_of(graph, external_inputs)
     if budget is not None and before <= budget:
@@ -269,7 +283,8 @@ def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quant
     for e in (cands if ends is None else [e for e in cands if e in ends]):
         macs = _stage_macs(graph, graph.nodes[start:e + 1])
         y = graph.types[graph.nodes[e].outputs[0]].shape
-        for grid in ((a, b) for a in sizes for b in sizes if a * b > 1):
+        pairs = grids if grids is not None else [(a, b) for a in sizes for b in sizes]
+        for grid in (g for g in pairs if g[0] * g[1] > 1):
             if grid[0] > y[2] or grid[1] > y[3]:
                 continue
             patched = patch_graph(graph, start, e, grid)

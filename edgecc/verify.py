@@ -10,6 +10,7 @@ path of verify_int8.py instead; ``verify_report`` picks the path and is what the
 """
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import tempfile
@@ -36,6 +37,21 @@ class Comparison:
     ok: bool
     shape_ok: bool = True
     samples: int = 1
+
+
+@contextlib.contextmanager
+def onnxruntime_errors(path: str, only_onnxruntime: bool = True):
+    """Turn onnxruntime's failure to run the reference model into a one-line user error.
+    only_onnxruntime: let other exceptions (edgecc bugs) through unchanged."""
+    try:
+        yield
+    except EdgeccError:
+        raise
+    except Exception as e:
+        if only_onnxruntime and "onnxruntime" not in type(e).__module__:
+            raise
+        raise EdgeccError(f"{os.path.basename(path)}: onnxruntime cannot run the model: "
+                          f"{str(e).splitlines()[0]}") from None
 
 
 def compare(name: str, got: np.ndarray, want: np.ndarray, tol: float) -> Comparison:
@@ -178,11 +194,8 @@ def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
     ref_all = []
     for k, feed in enumerate(samples):
         extra = {n: graph.types[n].dtype.onnx_type for n in layer_names} if k == 0 else {}
-        try:
+        with onnxruntime_errors(path, only_onnxruntime=False):
             ref_all.append(onnxruntime_run(model, feed, extra))
-        except Exception as e:
-            raise EdgeccError(f"{os.path.basename(path)}: onnxruntime cannot run the model: "
-                              f"{str(e).splitlines()[0]}") from None
     outputs = [compare_samples(n, [got[i] for got in got_all], [r[n] for r in ref_all], tol)
                for i, n in enumerate(graph.outputs)]
     layers = [compare(n, traced[n], ref_all[0][n], tol) for n in layer_names
@@ -222,19 +235,12 @@ def verify_report(path: str, target: str = "generic", inputs: Optional[str] = No
     samples = load_inputs(inputs, result.graph)
     model = read_model(path)
     with tempfile.TemporaryDirectory(prefix="edgecc-verify-") as tmp:
-        try:
+        with onnxruntime_errors(path):
             if quantize:
                 rep = q.verify_ptq(result, model, samples, workdir or tmp, min_sqnr, sanitize,
                                    per_layer)
             else:
                 rep = q.verify_quantized(result, model, samples, workdir or tmp, tol, sanitize)
-        except EdgeccError:
-            raise
-        except Exception as e:
-            if "onnxruntime" not in type(e).__module__:
-                raise
-            raise EdgeccError(f"{os.path.basename(path)}: onnxruntime cannot run the model: "
-                              f"{str(e).splitlines()[0]}") from None
     return q.format_quant_report(rep, per_layer), rep.ok
 
 

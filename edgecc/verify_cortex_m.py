@@ -287,7 +287,7 @@ def verify_cortex_m(path: str, target: str, inputs: Optional[str] = None,
     from .analyze import analysis
     from .compiler.budget import DEFAULT_STACK
     from .targets.cortex_m import require_tools
-    from .verify import format_report, load_inputs, verify
+    from .verify import format_report, load_inputs, onnxruntime_errors, verify
     if not target.startswith("cortex-m"):
         raise EdgeccError(f"verify_cortex_m needs a Cortex-M target, got '{target}'")
     require_tools("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm")
@@ -304,20 +304,13 @@ def verify_cortex_m(path: str, target: str, inputs: Optional[str] = None,
                             compile_options.get("sram"), flash, stack)
         host_dir = os.path.join(wd, "host")
         quant, float_text, float_ok = None, "", True
-        try:
+        with onnxruntime_errors(path):
             if quantize:
                 quant = verify_ptq(result, model, samples, host_dir, min_sqnr, sanitize,
                                    per_layer)
             elif has_integer_ops(graph):
                 quant = verify_quantized_target(result, model, samples, host_dir, tol,
                                                 sanitize, layer_samples=layer_samples)
-        except EdgeccError:
-            raise
-        except Exception as e:
-            if "onnxruntime" not in type(e).__module__:
-                raise
-            raise EdgeccError(f"{os.path.basename(path)}: onnxruntime cannot run the model: "
-                              f"{str(e).splitlines()[0]}") from None
         if quant is not None:
             host = quant.got
         else:  # a float graph

@@ -1,5 +1,6 @@
 """Small ONNX model builders shared by the tests."""
 import functools
+import logging
 import os
 import subprocess
 import sys
@@ -41,3 +42,28 @@ def trained_digits_onnx() -> str:
     subprocess.run([sys.executable, os.path.join(root, "examples", "digits", "train.py"),
                     "--out", out], check=True, capture_output=True)
     return os.path.join(out, "digits_cnn.onnx")
+
+
+def quantize_ort(float_path, out_path, input_name, calib, per_channel=True,
+                 activation="QInt8", fmt="QDQ"):
+    """onnxruntime's quantize_static of ``float_path``, calibrated on the samples ``calib``
+    (each without its batch axis), QInt8 weights."""
+    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                          quantize_static)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{input_name: x[None]} for x in calib])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" warnings
+    try:
+        quantize_static(float_path, out_path, Reader(), quant_format=getattr(QuantFormat, fmt),
+                        per_channel=per_channel, weight_type=QuantType.QInt8,
+                        activation_type=getattr(QuantType, activation))
+    finally:
+        logging.getLogger().setLevel(level)
+    return out_path

@@ -13,7 +13,6 @@ Cortex-M55).
   the fault over semihosting and exits nonzero; main's return value is the exit code.
 * The emitted CMake project configures and builds with its toolchain file.
 """
-import logging
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ import subprocess
 import numpy as np
 import pytest
 
+from onnx_helpers import quantize_ort
 from edgecc.compiler.driver import compile_model
 from edgecc.errors import EdgeccError
 from edgecc.runner import build_host, run_host
@@ -40,25 +40,7 @@ TARGETS = sorted(BOARDS)
 
 
 def quantize_digits(out_path):
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter({"image": x[None]} for x in HELDOUT["images"])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    level = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" warnings
-    try:
-        quantize_static(DIGITS, out_path, Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8,
-                        activation_type=QuantType.QInt8)
-    finally:
-        logging.getLogger().setLevel(level)
-    return out_path
+    return quantize_ort(DIGITS, out_path, "image", HELDOUT["images"])
 
 
 @pytest.fixture(scope="module")

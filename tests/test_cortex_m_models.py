@@ -23,7 +23,6 @@ fails through the CLI with one line naming the peak layer and the bytes over (ex
 firmware is built by build_firmware with -Wall -Wextra -Werror (acceptance 6). Run with -s to
 see the per-model figures (bit-exact, per-layer max LSB, instructions, per MAC, flash, SRAM).
 """
-import logging
 import re
 import shutil
 
@@ -31,6 +30,7 @@ import numpy as np
 import pytest
 
 import model_zoo
+from onnx_helpers import quantize_ort
 from edgecc.cli.main import main
 from edgecc.compiler.driver import compile_model
 from edgecc.errors import EdgeccError
@@ -61,28 +61,6 @@ VARYING = ("resnet8", "autoencoder", "mobilenetv2_035")
 SUMMARY = []
 
 
-def quantize_ort(float_path, out_path, calib):
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{"input": x[None]} for x in calib])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    level = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" warnings
-    try:
-        quantize_static(float_path, out_path, Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8,
-                        activation_type=QuantType.QInt8)
-    finally:
-        logging.getLogger().setLevel(level)
-    return out_path
-
-
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory):
     """zoo(name) -> dict(float=path, qdq=path, calib=npz path), made once per session."""
@@ -99,7 +77,7 @@ def zoo(tmp_path_factory):
             np.savez(npz, input=calib)
             cache[name] = dict(float=float_path, calib=npz,
                                qdq=quantize_ort(float_path, str(root / f"{name}_qdq.onnx"),
-                                                calib))
+                                                "input", calib))
         return cache[name]
     return get
 

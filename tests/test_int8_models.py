@@ -12,7 +12,6 @@ Quantized models are made once per session.
 import functools
 import importlib.util
 import json
-import logging
 import os
 
 import numpy as np
@@ -20,7 +19,7 @@ import onnx
 import pytest
 
 import model_zoo
-from onnx_helpers import trained_digits_onnx
+from onnx_helpers import quantize_ort, trained_digits_onnx
 from edgecc.cli.main import main
 from edgecc.compiler.driver import compile_model
 from edgecc.compiler.registry import op_info
@@ -40,29 +39,6 @@ def digits_split():
     spec.loader.exec_module(train)
     x_train, x_test, _, y_test = train.load_split()
     return x_train, x_test, y_test
-
-
-def quantize_ort(float_path, out_path, input_name, calib, per_channel=True,
-                 activation="QInt8", fmt="QDQ"):
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{input_name: x[None]} for x in calib])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    level = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" warnings
-    try:
-        quantize_static(float_path, out_path, Reader(), quant_format=getattr(QuantFormat, fmt),
-                        per_channel=per_channel, weight_type=QuantType.QInt8,
-                        activation_type=getattr(QuantType, activation))
-    finally:
-        logging.getLogger().setLevel(level)
-    return out_path
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,9 @@ compiled, built with sanitizers and run against onnxruntime.
 import random
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from edgecc.compiler.driver import compile_model
 from edgecc.compiler.frontend import import_onnx

@@ -6,7 +6,6 @@ Inputs that an op needs at compile time (shapes, axes, pads, scales: the lowerin
 """
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np

@@ -9,10 +9,9 @@ and, per fusion/fold pass, that the graph is unchanged when a precondition fails
 """
 import jinja2
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from edgecc.compiler import registry
 from edgecc.compiler.driver import compile_model

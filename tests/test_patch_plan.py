@@ -1,13 +1,12 @@
 """Patch-based execution (issue 5, passes/patch_plan.py): the first stage run tile by tile gives
 outputs bit-exact with the layer-by-layer build (host, generic target), and MobileNetV2-0.35@144
 int8 fits in 128 KiB of arena. Run with -s to see the figures."""
-import logging
-import os
 
 import numpy as np
 import pytest
 
 import model_zoo
+from onnx_helpers import quantize_ort
 from edgecc.backends.codegen import generate
 from edgecc.compiler.driver import optimize
 from edgecc.passes.memory_plan import plan_memory
@@ -18,27 +17,10 @@ from edgecc.runner import build_host, run_host
 KIB = 1024
 
 
-def quantize_ort(float_path, out_path, shape, seed=0):
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+def quantize_ort_random(float_path, out_path, shape, seed=0):
+    """onnxruntime QDQ quantization calibrated on 8 seeded random inputs."""
     calib = np.random.default_rng(seed).standard_normal((8,) + shape[1:]).astype(np.float32)
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter([{"input": x[None]} for x in calib])
-
-        def get_next(self):
-            return next(self.items, None)
-
-    level = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)
-    try:
-        quantize_static(float_path, out_path, Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8,
-                        activation_type=QuantType.QInt8)
-    finally:
-        logging.getLogger().setLevel(level)
-    return out_path
+    return quantize_ort(float_path, out_path, "input", calib)
 
 
 def small_cnn(path):
@@ -96,7 +78,8 @@ def check_exact(graph, patched, feeds, tmp_path):
 def small(tmp_path_factory):
     root = tmp_path_factory.mktemp("patch_small")
     shape = small_cnn(str(root / "small.onnx"))
-    return optimize(quantize_ort(str(root / "small.onnx"), str(root / "small_q.onnx"), shape)), shape
+    q_path = quantize_ort_random(str(root / "small.onnx"), str(root / "small_q.onnx"), shape)
+    return optimize(q_path), shape
 
 
 @pytest.mark.parametrize("grid", [(1, 1), (2, 2), (3, 2), (4, 5)])
@@ -134,7 +117,8 @@ def mbv2(tmp_path_factory):
     root = tmp_path_factory.mktemp("patch_mbv2")
     name = "mobilenetv2_035"
     model_zoo.build(name, str(root / "f.onnx"), seed=0)
-    return quantize_ort(str(root / "f.onnx"), str(root / "q.onnx"), model_zoo.INPUT_SHAPES[name])
+    return quantize_ort_random(str(root / "f.onnx"), str(root / "q.onnx"),
+                               model_zoo.INPUT_SHAPES[name])
 
 
 def test_mobilenetv2_035_patched_arena_and_bit_exact(mbv2, tmp_path):
@@ -188,7 +172,8 @@ def test_compile_model_patch_hook(mbv2, tmp_path):
 def small_path(tmp_path_factory):
     root = tmp_path_factory.mktemp("patch_small_cli")
     shape = small_cnn(str(root / "small.onnx"))
-    return quantize_ort(str(root / "small.onnx"), str(root / "small_q.onnx"), shape), shape
+    q_path = quantize_ort_random(str(root / "small.onnx"), str(root / "small_q.onnx"), shape)
+    return q_path, shape
 
 
 def test_cli_analyze_patch(small_path, capsys):

@@ -1,6 +1,6 @@
 """Memory benchmark: activation arena of the int8 reference models, layer by layer and patched.
 
-    python bench/memory.py [--models resnet8,dscnn,...] [--budget 128K] [--json]
+    python bench/memory.py [--models resnet8,dscnn,...] [--json]
 
 Models: the reference architectures of tests/model_zoo.py (exported from torch with seeded
 random weights; needs torch), quantized by onnxruntime's quantize_static (QDQ, per-channel int8
@@ -12,11 +12,10 @@ float image copied into the arena). Columns:
 * lower bound: largest sum of live buffers around one layer (no layer-by-layer plan can do
   better); arena: edgecc's plan; greedy: greedy by size without in-place sharing (TFLite
   Micro's planner); arena/lb and greedy/arena: the ratios.
-* patched: the arena with the first stage run tile by tile (passes/patch_plan.py): the
-  smallest arena the planner finds (`min`) and the plan with the fewest extra MACs whose
-  arena fits --budget (`budget`), each with its stage (node indices), grid and the extra MACs
-  of the halos ("-": no stage to patch, no plan beats layer by layer, or layer by layer already fits
-  the budget).
+* patched: the arena with the first stage run tile by tile (passes/patch_plan.py), the plan
+  of the smallest arena (what edgecc compiles when layer by layer does not fit --sram), its
+  stage (node indices), grid, the extra MACs of the halos and their share of the model's MACs
+  ("-": no stage to patch, or no plan beats layer by layer); pt/ar: patched / arena.
 """
 from __future__ import annotations
 
@@ -32,7 +31,6 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
-from edgecc.compiler.budget import parse_size  # noqa: E402
 from edgecc.compiler.driver import optimize  # noqa: E402
 from edgecc.compiler.registry import op_macs  # noqa: E402
 from edgecc.passes.memory_plan import greedy_by_size_arena, plan_memory  # noqa: E402
@@ -62,7 +60,7 @@ def quantized_model(name: str, workdir: str) -> str:
     return out_path
 
 
-def measure(name: str, path: str, budget: int) -> dict:
+def measure(name: str, path: str) -> dict:
     compiled = optimize(path)
     graph = strip_input_quantize(compiled)
     plan = plan_memory(graph)
@@ -72,47 +70,43 @@ def measure(name: str, path: str, budget: int) -> dict:
                arena=plan.arena_bytes, greedy=greedy,
                arena_over_lb=plan.arena_bytes / plan.lower_bound,
                greedy_over_arena=greedy / plan.arena_bytes,
-               min=None, budget=None)
-    for key, b in (("min", None), ("budget", budget)):
-        patch = plan_patches(graph, budget=b)
-        if patch is not None:
-            row[key] = dict(arena=patch.arena_after, stage=[patch.start, patch.end],
-                            grid=list(patch.grid), extra_macs=patch.extra_macs)
+               patched=None)
+    patch = plan_patches(graph)
+    if patch is not None:
+        row["patched"] = dict(arena=patch.arena_after, stage=[patch.start, patch.end],
+                              grid=list(patch.grid), extra_macs=patch.extra_macs,
+                              over_arena=patch.arena_after / plan.arena_bytes)
     return row
 
 
 def format_table(rows) -> str:
     head = (f"{'model':<16}{'MACs':>12}{'float in':>10}{'lower bd':>10}{'arena':>10}"
             f"{'greedy':>10}{'ar/lb':>7}{'gr/ar':>7}"
-            + f"{'patched':>10}{'stage':>9}{'grid':>6}{'extra MACs':>13}" * 2)
-    lines = [" " * 82 + f"{'patched: min':<38}{'patched: budget'}", head, "-" * len(head)]
+            f"{'patched':>10}{'pt/ar':>7}{'stage':>9}{'grid':>6}{'extra MACs':>13}{'extra':>7}")
+    lines = [head, "-" * len(head)]
     for r in rows:
+        p = r["patched"]
+        cells = (f"{'-':>10}{'-':>7}{'-':>9}{'-':>6}{'-':>13}{'-':>7}" if p is None else
+                 f"{p['arena']:>10,}{p['over_arena']:>7.2f}{'%d..%d' % tuple(p['stage']):>9}"
+                 f"{'%dx%d' % tuple(p['grid']):>6}{p['extra_macs']:>13,}"
+                 f"{100 * p['extra_macs'] / r['macs']:>6.1f}%")
         lines.append(
             f"{r['model']:<16}{r['macs']:>12,}{r['float_in']:>10,}{r['lower_bound']:>10,}"
             f"{r['arena']:>10,}{r['greedy']:>10,}{r['arena_over_lb']:>7.2f}"
-            f"{r['greedy_over_arena']:>7.2f}" + _patch_cells(r["min"]) + _patch_cells(r["budget"]))
+            f"{r['greedy_over_arena']:>7.2f}" + cells)
     return "\n".join(lines)
-
-
-def _patch_cells(p) -> str:
-    if p is None:
-        return f"{'-':>10}{'-':>9}{'-':>6}{'-':>13}"
-    return (f"{p['arena']:>10,}{'%d..%d' % tuple(p['stage']):>9}{'%dx%d' % tuple(p['grid']):>6}"
-            f"{p['extra_macs']:>13,}")
 
 
 def main(argv=None) -> int:
     import model_zoo
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--models", default=",".join(model_zoo.NAMES))
-    ap.add_argument("--budget", default="128K", help="arena budget of the patch planner")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    budget = parse_size(args.budget, "--budget")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            rows.append(measure(name, quantized_model(name, tmp), budget))
+            rows.append(measure(name, quantized_model(name, tmp)))
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
     return 0
 

@@ -6,6 +6,7 @@ from typing import Dict, List
 
 from .compiler.driver import CompileResult
 from .compiler.registry import op_info, op_macs
+from .passes.patch_plan import TILE_MOVES
 
 
 def analysis(result: CompileResult) -> Dict:
@@ -30,7 +31,7 @@ def analysis(result: CompileResult) -> Dict:
             dtype=g.types[outs[0]].dtype.name.lower() if outs else "",
         ))
     quantized = any(g.types[o].quant is not None for n in g.nodes for o in n.outputs if o)
-    boundary = ("QuantizeLinear", "DequantizeLinear", "TileCopy", "TilePaste")  # no arithmetic
+    boundary = ("QuantizeLinear", "DequantizeLinear") + TILE_MOVES  # no arithmetic
     float_layers = [layer["name"] for layer, node in zip(layers, g.nodes)
                     if quantized and node.op not in boundary and layer["dtype"].startswith("float")
                     and not op_info(node.op).alias]

@@ -43,7 +43,7 @@ from .passes.memory_plan import plan_memory
 from .runner import build_host, run_host
 from .verify_int8 import (MAX_LAYER_SAMPLES, QuantReport, _ort_refs, combined_graph,
                           has_integer_ops, layer_regions, layer_report, onnx_tensor_names,
-                          split_regions, verify_ptq)
+                          split_regions, verify_patched, verify_ptq)
 from .verify_int8_report import format_quant_report
 
 MAX_QEMU_SAMPLES = 4
@@ -110,6 +110,10 @@ def verify_quantized_target(result, model: onnx.ModelProto, samples, workdir: st
                             layer_samples: int = MAX_LAYER_SAMPLES) -> QuantReport:
     """verify_int8.verify_quantized on a graph compiled for a Cortex-M target (NHWC layers,
     CMSIS-NN kernels). rep.got: the host build's outputs of the whole model, per sample."""
+    if result.patch is not None:
+        return verify_patched(result, lambda base: verify_quantized_target(
+            base, model, samples, workdir, tol, sanitize, workers, layer_samples),
+            samples, workdir, sanitize)
     graph = result.graph
     stand = stand_ins(graph, onnx_tensor_names(model))
     regions = layer_regions(graph, set(stand))

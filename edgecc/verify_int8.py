@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import onnx
@@ -56,6 +56,7 @@ class QuantReport:
     got: List[List[np.ndarray]] = field(default_factory=list)  # edgecc's outputs per sample
     ok: bool = True
     criterion: str = ""
+    notes: List[str] = field(default_factory=list)  # printed before the criterion
 
 
 def is_integer_node(graph: Graph, node: Node) -> bool:
@@ -290,6 +291,10 @@ def verify_quantized(result, model: onnx.ModelProto, samples, workdir: str, tol:
                      sanitize: bool = False, workers: int = 0,
                      layer_samples: int = MAX_LAYER_SAMPLES) -> QuantReport:
     """A compiled graph with integer ops vs onnxruntime running the same quantized model."""
+    if result.patch is not None:
+        return verify_patched(result, lambda base: verify_quantized(
+            base, model, samples, workdir, tol, sanitize, workers, layer_samples),
+            samples, workdir, sanitize)
     graph = result.graph
     regions = layer_regions(graph, onnx_tensor_names(model))
     extra = [n for r in regions for n in r.inputs + r.outputs]
@@ -339,4 +344,25 @@ def verify_ptq(result, model: onnx.ModelProto, samples, workdir: str, min_sqnr: 
                                 with_sqnr=True) for i, n in enumerate(graph.outputs)]
     rep.ok = all(s.sqnr_db is not None and s.sqnr_db >= min_sqnr for s in rep.outputs)
     rep.criterion = f"criterion: SQNR of every output >= {min_sqnr:g} dB"
+    return rep
+
+
+def verify_patched(result, check: Callable, samples, workdir: str, sanitize: bool) -> QuantReport:
+    """A patched build (passes/patch_plan.py) in two steps: ``check(build)`` (the per-layer
+    report) runs on the layer-by-layer build of the same graph, whose layers are onnxruntime's;
+    then the patched build's outputs must equal that build's on every sample."""
+    from .compiler.driver import layer_by_layer
+    rep = check(layer_by_layer(result))
+    graph = result.graph
+    build = build_programs([(result.files, graph, result.prefix)],
+                           os.path.join(workdir, "patched"), sanitize, 1)[0]
+    gots = [run_host(build, [feed[n] for n in graph.inputs], tag=f"p{k}")
+            for k, feed in enumerate(samples)]
+    same = sum(len(g) == len(r) and all(np.array_equal(a, b) for a, b in zip(g, r))
+               for g, r in zip(gots, rep.got))
+    rep.notes.append(f"patched build ({result.patch.describe()}) vs the layer-by-layer build: "
+                     f"{same} of {len(samples)} samples bit-exact (layers above: checked on "
+                     "the layer-by-layer build)")
+    rep.got = gots
+    rep.ok = rep.ok and same == len(samples)
     return rep

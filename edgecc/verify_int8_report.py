@@ -150,6 +150,7 @@ def format_quant_report(rep, show_layers: bool) -> str:
             diff = f"{s.max_diff:.0f} LSB" if s.unit == "LSB" else f"{s.max_diff:.3e}"
             lines.append(f"{_short(s.name, 32):<32} {100 * s.equal:>7.2f}% {within:>9} "
                          f"{diff:>12} {top1:>12}")
+    lines += rep.notes
     if rep.criterion:
         lines.append(rep.criterion)
     lines.append("verify: PASS" if rep.ok else "verify: FAIL")

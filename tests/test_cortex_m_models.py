@@ -191,7 +191,7 @@ def test_sram_budget_one_line_error(zoo, capsys):
     fits = compile_model(path, "cortex-m7", sram=4096 * KB)
     g, plan = fits.graph, fits.plan
     peak = max(range(len(g.nodes)), key=lambda i: plan.live_bytes[i])
-    assert main(["verify", path, "--target", "cortex-m7", "--sram", "40K"]) == 2
+    assert main(["verify", path, "--target", "cortex-m7", "--sram", "40K", "--no-patch"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("edgecc: error: "), err
     m = re.search(r"needs ([\d,]+) B of SRAM, ([\d,]+) B over --sram ([\d,]+) B", err)
@@ -200,9 +200,23 @@ def test_sram_budget_one_line_error(zoo, capsys):
     assert budget == 40 * KB and over == need - budget > 0, err
     assert need >= plan.arena_bytes + 8 * KB, err  # arena + stack, at least
     assert f"peak at layer '{g.nodes[peak].name}'" in err, err
-    # the same through the compiler API, and a budget MobileNetV2's arena does not fit
+    # the same through the compiler API, and a budget MobileNetV2's layer-by-layer arena does
+    # not fit (by default edgecc would patch it: tests/test_patch_mbv2.py)
     with pytest.raises(EdgeccError, match=r"B over --sram 262,144 B .*peak at layer '"):
-        compile_model(zoo("mobilenetv2_035")["qdq"], "cortex-m7", sram=256 * KB)
+        compile_model(zoo("mobilenetv2_035")["qdq"], "cortex-m7", sram=256 * KB, patch=False)
+
+
+def test_cli_verify_auto_patch(zoo, capsys):
+    """Over --sram layer by layer, edgecc patches on its own (issue 5); verify then checks each
+    layer on the layer-by-layer build and the patched firmware bit-exact against both builds."""
+    path = zoo("resnet8")["qdq"]
+    assert main(["verify", path, "--target", "cortex-m7", "--sram", "40K"]) == 0
+    out = capsys.readouterr().out
+    assert "firmware vs host build of the same sources: 1 of 1 sample bit-exact" in out, out
+    assert re.search(r"patched build \(patch stage nodes .* grid \d+x\d+.*\) vs the "
+                     r"layer-by-layer build: (\d+) of \1 samples bit-exact", out), out
+    m = re.search(r"SRAM +[\d,]+ B +\(ELF data \+ bss: arena ([\d,]+)", out)
+    assert m and int(m.group(1).replace(",", "")) + 8 * KB <= 40 * KB, out
 
 
 def test_cli_verify(zoo, tmp_path, capsys):

@@ -122,12 +122,11 @@ def mbv2(tmp_path_factory):
 
 
 def test_mobilenetv2_035_patched_arena_and_bit_exact(mbv2, tmp_path):
-    """The acceptance figure: int8 input (no float copy of the image in the arena), planner
-    under a 128 KiB budget; the real C arena of the patched build is <= 128 KiB and its outputs
-    equal the layer-by-layer build's."""
+    """int8 input (the caller passes the int8 image): the planner's smallest-peak plan; the real C
+    arena of the patched build is <= 128 KiB and its outputs equal the layer-by-layer build's."""
     graph = int8_input(optimize(mbv2))
     before = plan_memory(graph).arena_bytes
-    plan = plan_patches(graph, budget=128 * KIB)
+    plan = plan_patches(graph)
     assert plan is not None
     after = plan_memory(plan.graph).arena_bytes
     print(f"\nMobileNetV2-0.35@144 int8 input: {plan.describe()}; "
@@ -144,7 +143,7 @@ def test_mobilenetv2_035_float_input_bit_exact(mbv2, tmp_path):
     Its C arena still holds the 248,832 B float image copied in by run(); planned as if the
     input were read from the caller's buffer the arena is printed next to it."""
     graph = optimize(mbv2)
-    plan = plan_patches(graph, budget=128 * KIB, external_inputs=True)
+    plan = plan_patches(graph, external_inputs=True)
     assert plan is not None and plan.arena_after <= 128 * KIB
     print(f"\nMobileNetV2-0.35@144 float input: {plan.describe()}; C arena with the input "
           f"copied in: {arena_of(graph):,} B -> {arena_of(plan.graph):,} B")
@@ -219,9 +218,9 @@ def test_cli_sram_too_small_for_any_plan(small_path, capsys, tmp_path):
 
 
 def test_cortex_m7_patched_bit_exact_qemu(small_path, tmp_path):
-    """patch=True on cortex-m7: the tiles stay NCHW (portable kernels), the rest NHWC/CMSIS-NN.
-    Under QEMU the firmware equals the host build of the same C and the unpatched cortex-m7
-    build."""
+    """patch=True on cortex-m7: the tiles' convolutions go NHWC on CMSIS-NN too (per-side pads
+    as CMSIS-NN's begin pads; tile copies NHWC). Under QEMU the firmware equals the host build
+    of the same C and the unpatched cortex-m7 build."""
     from edgecc.compiler.driver import compile_model
     from edgecc.passes.patch_plan import is_tile_node
     from edgecc.targets.cortex_m import build_firmware, run_qemu
@@ -231,8 +230,9 @@ def test_cortex_m7_patched_bit_exact_qemu(small_path, tmp_path):
     got = compile_model(path, target="cortex-m7", patch=True)
     assert ref.patch is None and got.patch is not None
     tiles = [n for n in got.graph.nodes if is_tile_node(n)]
-    assert tiles and all(not n.op.endswith("NHWC") for n in tiles)
-    assert any(n.op.endswith("NHWC") for n in got.graph.nodes)  # the rest still CMSIS
+    assert any(n.op == "QConvNHWC" for n in tiles), [n.op for n in tiles]
+    assert any(n.op == "TilePasteNHWC" for n in tiles)
+    assert "arm_convolve_wrapper_s8(" in got.files["model.c"]
     assert got.plan.arena_bytes < ref.plan.arena_bytes
     print(f"\ncortex-m7: {got.patch.describe()}; C arena {ref.plan.arena_bytes:,} B -> "
           f"{got.plan.arena_bytes:,} B")

@@ -121,6 +121,9 @@ class EmitCtx:
         return "0" if offset is None else f"(void *)({self.prefix}_arena + {offset}u)"
 
 
+_FN = "EDGECC_KERNEL_FUNCTION_NAME"  # a kernel's name while its code is compared with others
+
+
 def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
              backend_chain: List[str] = ("generic",), extra_template_dirs=(),
              stats: Optional[dict] = None) -> Dict[str, str]:
@@ -158,6 +161,8 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
         return f"({ctype} *)({prefix}_arena + {plan.offset(name)}u)"
 
     layers, calls, helpers = [], [], []
+    table_of: Dict[tuple, str] = {}     # table contents -> symbol
+    function_of: Dict[str, str] = {}    # kernel code (named _FN) -> C function name
     for idx, node in enumerate(graph.nodes):
         if op_info(node.op).alias:
             if (plan.offsets.get(node.inputs[0]) != plan.offsets.get(node.outputs[0])
@@ -182,14 +187,22 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
                 helpers.append(h)
         fname = ids(f"L{idx}_{node.op.lower()}_{node.name or node.outputs[0]}", prefix="")
         tables = {}
-        for suffix, arr in k.tables.items():
-            tname = f"{fname}_{suffix}"
-            tables[suffix] = weight_symbol("\0" + tname, arr)
-        rendered = env.get_template(k.template).render(fn=fname, node=node, tables=tables,
-                                                       **k.context)
+        for suffix, arr in k.tables.items():  # equal tables (e.g. one layer's tiles): one copy
+            key = (arr.dtype.str, arr.shape, arr.tobytes())
+            if key not in table_of:
+                table_of[key] = weight_symbol(f"\0{fname}_{suffix}", arr)
+            tables[suffix] = table_of[key]
+        body = env.get_template(k.template).render(fn=_FN, node=node, tables=tables,
+                                                   **k.context).strip()
         shapes = ", ".join(str(graph.types[o]) for o in node.outputs if o)
-        layers.append(f"/* node {idx}: {node.op} '{node.name}' -> {shapes} */\n"
-                      + rendered.strip() + "\n")
+        if body in function_of:  # the same code as an earlier node (a patched stage's tiles)
+            fname = function_of[body]
+            calls.append(f"/* node {idx}: {node.op} '{node.name}' -> {shapes}: same code as "
+                         f"{fname} */")
+        else:
+            function_of[body] = fname
+            layers.append(f"/* node {idx}: {node.op} '{node.name}' -> {shapes} */\n"
+                          + body.replace(_FN, fname) + "\n")
         args = []
         for a in k.args:
             if a in plan.external and a in node.outputs:

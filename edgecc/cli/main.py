@@ -59,15 +59,28 @@ def _budget_args(p: argparse.ArgumentParser) -> None:
                    "script, e.g. 1M")
     g.add_argument("--stack", metavar="SIZE", default="8K", help="stack reserved in SRAM "
                    "(default 8K)")
-    g.add_argument("--patch", action="store_true", help="experimental: run the first stage "
-                   "of an int8 CNN tile by tile when that lowers the arena (fewest extra MACs "
-                   "that fit --sram, else the smallest arena)")
+    g.add_argument("--patch", dest="patch", action="store_const", const=True, default="auto",
+                   help="run the first stage of an int8 CNN tile by tile (patch-based, the "
+                   "plan with the smallest peak) even when layer by layer fits; by default "
+                   "edgecc patches only when the layer-by-layer arena does not fit the SRAM")
+    g.add_argument("--no-patch", dest="patch", action="store_const", const=False,
+                   help="never patch: layer by layer only")
+    g.add_argument("--patch-overhead", metavar="PCT", type=float, default=25.0,
+                   help="most extra MACs the patches' halos may add, in %% of the model's "
+                   "(default 25); a costlier plan only when none within it fits --sram")
 
 
 def _budget_kwargs(args) -> dict:
     from ..compiler.budget import parse_size
     return dict(sram=parse_size(args.sram, "--sram") if args.sram else None,
-                stack=parse_size(args.stack, "--stack"), patch=args.patch)
+                stack=parse_size(args.stack, "--stack"), patch=args.patch,
+                patch_overhead=_percent(args.patch_overhead, "--patch-overhead"))
+
+
+def _percent(value: float, option: str) -> float:
+    if not 0.0 <= value <= 1000.0:
+        raise EdgeccError(f"{option} {value:g}: expected a percentage in [0, 1000]")
+    return value / 100.0
 
 
 def _quantize_kwargs(args) -> dict:
@@ -172,10 +185,9 @@ def cmd_analyze(args) -> int:
                            skip_passes=args.skip_pass, **_quantize_kwargs(args),
                            **_budget_kwargs(args))
     info = analysis(result)
-    if args.patch:
-        info["patch"] = _patch_info(result.patch)
+    info["patch"] = _patch_info(result.patch)
     text = to_json(info) if args.json else format_table(info)
-    if args.patch and not args.json:
+    if not args.json and (args.patch is True or result.patch is not None):
         text += "\npatch plan: " + (result.patch.describe() if result.patch else
                                     "none (patching does not lower the arena)")
     print(text)

@@ -16,6 +16,11 @@ def parse_size(text: str, option: str) -> int:
     return int(m.group(1)) * {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
 
 
+def sram_needed(graph, plan, stack: int = DEFAULT_STACK) -> int:
+    """SRAM bytes of a build: arena + output buffers + stack (see check_sram)."""
+    return plan.arena_bytes + sum(graph.types[n].nbytes for n in graph.outputs) + stack
+
+
 def check_sram(result, sram: int, stack: int = DEFAULT_STACK, reachable=None) -> None:
     """SRAM = arena (activations, kernel scratch) + the output
     buffers + stack. The caller's input buffers are read in place and not counted (they may

@@ -13,6 +13,8 @@ from .frontend import import_onnx
 
 QUANTIZE_MODES = (None, "int8")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
+PATCH_MODES = ("auto", True, False)
+PATCH_OVERHEAD = 0.25  # default cap on the halos' extra MACs, as a fraction of the model's
 
 TARGETS = {
     # target -> backend chain (first match wins; generic covers every op)
@@ -42,7 +44,8 @@ class CompileResult:
     prefix: str
     target: str
     const_bytes: Dict[str, int] = None  # weights_bytes, table_bytes (see codegen.generate)
-    patch: object = None  # passes.patch_plan.PatchPlan when compile_model(patch=True) patched
+    patch: object = None  # passes.patch_plan.PatchPlan when compile_model patched the graph
+    unpatched: Graph = None  # with ``patch``: the graph before patching (see layer_by_layer)
 
 
 def check_name(prefix: str) -> str:
@@ -119,52 +122,93 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
                   calib: Optional[str] = None, calib_method: str = "minmax",
                   calib_percentile: float = 99.99, exclude: Sequence[str] = (),
                   progress: Optional[bool] = None, sram: Optional[int] = None,
-                  stack: Optional[int] = None, patch: bool = False) -> CompileResult:
+                  stack: Optional[int] = None, patch="auto",
+                  patch_overhead: float = PATCH_OVERHEAD) -> CompileResult:
     """ONNX -> C sources. ``quantize="int8"`` with ``calib`` (calibration data, see
     compiler/calibrate.py) quantizes a float model after training (int8 activations per
     tensor, int8 weights per channel); nodes named in ``exclude`` stay float.
-    ``patch=True`` (experimental): run the first stage tile by tile when that lowers the arena
-    (passes/patch_plan.py); the fewest extra MACs that fit ``sram``, else the smallest arena.
-    On Cortex-M targets the patched stage stays NCHW on the portable kernels, the rest goes
-    NHWC/CMSIS-NN. When ``sram`` (or the board's) is too small, the one-line error also gives
-    the smallest arena edgecc can reach (with --patch when that helps)."""
-    from ..backends.codegen import generate
-
+    ``patch``: run the first stage tile by tile (passes/patch_plan.py) with the plan of the
+    smallest arena on this target among those whose halos add at most ``patch_overhead`` x
+    the model's MACs (any plan when none of those fits); ``"auto"`` (default) only when the
+    layer-by-layer build does not fit ``sram`` (or the board's SRAM), ``True`` whenever it
+    lowers the arena, ``False`` never. On Cortex-M targets the tiles run on CMSIS-NN (NHWC)
+    like the rest. When the SRAM is too small even so, the one-line error gives the
+    smallest SRAM edgecc can reach."""
     if target not in TARGETS:
         raise EdgeccError(f"unknown --target '{target}'; known: {', '.join(TARGETS)}")
     check_name(prefix)
     graph = optimize(path, input_shapes, model=model, skip_passes=skip_passes,
                      quantize=quantize, calib=calib, calib_method=calib_method,
                      calib_percentile=calib_percentile, exclude=exclude, progress=progress)
+    if patch not in PATCH_MODES:
+        raise EdgeccError(f"patch={patch!r}: expected one of {PATCH_MODES}")
     patch_plan = None
     if sram is None and target.startswith("cortex-m"):
         from ..targets.cortex_m import get_board
-        default_sram = get_board(target).default_sram
+        budget_sram = get_board(target).default_sram
     else:
-        default_sram = None
-    from .budget import DEFAULT_STACK
+        budget_sram = sram
+    from .budget import DEFAULT_STACK, check_sram, sram_needed
     stack = DEFAULT_STACK if stack is None else stack
     unpatched = graph
-    if patch:
-        from ..passes.patch_plan import plan_patches
-        budget = None if sram is None else (
-            sram - sum(graph.types[o].nbytes for o in graph.outputs) - stack)
-        patch_plan = plan_patches(graph, budget=budget)
+    laid_out, plan = _layout_and_plan(graph, target)
+    fits = budget_sram is None or sram_needed(laid_out, plan, stack) <= budget_sram
+    if patch is True or (patch == "auto" and not fits):
+        io = sram_needed(laid_out, plan, stack) - plan.arena_bytes
+        patch_plan = find_patch_plan(
+            graph, target, lambda a: budget_sram is None or a + io <= budget_sram,
+            patch_overhead)
         if patch_plan is not None:
-            graph = patch_plan.graph
-    graph, plan = _layout_and_plan(graph, target)
-    stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
-    files = generate(graph, plan, prefix, TARGETS[target], stats=stats)
-    if "cmsis" in TARGETS[target] and any("arm_nnfunctions.h" in t for t in files.values()):
-        files.update(cmsis_runtime_files())
-    result = CompileResult(graph, plan, files, prefix, target, stats, patch_plan)
-    budget_sram = sram if sram is not None else default_sram
+            laid_out, plan = _layout_and_plan(patch_plan.graph, target)
+    files, stats = _emit(laid_out, plan, prefix, target)
+    result = CompileResult(laid_out, plan, files, prefix, target, stats, patch_plan,
+                           unpatched if patch_plan is not None else None)
     if budget_sram is not None:
-        from .budget import check_sram
         check_sram(result, budget_sram, stack,
                    reachable=lambda: smallest_reachable(unpatched, target, patch_plan,
                                                         searched=patch_plan is not None))
     return result
+
+
+def layer_by_layer(result: CompileResult) -> CompileResult:
+    """The layer-by-layer build of a patched result's graph (the result itself if unpatched)."""
+    if result.patch is None:
+        return result
+    graph, plan = _layout_and_plan(result.unpatched, result.target)
+    files, stats = _emit(graph, plan, result.prefix, result.target)
+    return CompileResult(graph, plan, files, result.prefix, result.target, stats)
+
+
+def _emit(graph: Graph, plan: MemoryPlan, prefix: str, target: str):
+    """(C files, const byte stats) of a laid-out, planned graph; CMSIS-NN sources when called."""
+    from ..backends.codegen import generate
+    stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
+    files = generate(graph, plan, prefix, TARGETS[target], stats=stats)
+    if "cmsis" in TARGETS[target] and any("arm_nnfunctions.h" in t for t in files.values()):
+        files.update(cmsis_runtime_files())
+    return files, stats
+
+
+def find_patch_plan(graph: Graph, target: str, fits=lambda arena: True,
+                    overhead: Optional[float] = PATCH_OVERHEAD):
+    """The patch plan (passes/patch_plan.py) with the smallest arena on ``target`` among those
+    whose halos add at most ``overhead`` x the model's MACs (None: no cap); when none of those
+    is found or ``fits(arena)`` fails, the smallest arena at any cost in MACs (kept if
+    smaller). None when patching does not lower the arena."""
+    from ..passes.patch_plan import plan_patches
+    from .registry import op_macs
+
+    def measure(g: Graph) -> int:
+        return _layout_and_plan(g, target)[1].arena_bytes
+
+    limit = None if overhead is None else int(overhead * sum(op_macs(graph, n)
+                                                              for n in graph.nodes))
+    plan = plan_patches(graph, measure=measure, max_extra_macs=limit)
+    if limit is not None and (plan is None or not fits(plan.arena_after)):
+        anyhow = plan_patches(graph, measure=measure)
+        if anyhow is not None and (plan is None or anyhow.arena_after < plan.arena_after):
+            plan = anyhow
+    return plan
 
 
 def _layout_and_plan(graph: Graph, target: str):
@@ -181,19 +225,12 @@ def _layout_and_plan(graph: Graph, target: str):
 
 def smallest_reachable(graph: Graph, target: str, patched=None, searched: bool = False):
     """(arena bytes, PatchPlan or None): the smallest arena edgecc reaches for ``graph`` (before
-    patching) on ``target``: layer by layer, or patched with the grid of the smallest arena.
-    ``searched``: ``patched`` came from the full search with nothing fitting (so it is the
-    smallest arena already); else square grids up to 8x8 are searched (the error path of a
-    large model stays a few seconds)."""
-    from ..passes.patch_plan import plan_patches
+    patching) on ``target``: layer by layer, or patched. ``searched``: ``patched`` is already
+    the result of the search."""
     best = _layout_and_plan(graph, target)[1].arena_bytes, None
-    smallest = None if searched else plan_patches(
-        graph, budget=None, grids=[(k, k) for k in range(2, 9)])
-    for cand in (patched, smallest):
-        if cand is not None:
-            arena = _layout_and_plan(cand.graph, target)[1].arena_bytes
-            if arena < best[0]:
-                best = arena, cand
+    cand = patched if searched else find_patch_plan(graph, target, overhead=None)
+    if cand is not None and cand.arena_after < best[0]:
+        best = cand.arena_after, cand
     return best
 
 

@@ -10,9 +10,14 @@ tensors becomes MaxPoolNHWC, and QAveragePool with equal input and output quanti
 arm_avgpool_s8 computes) QAveragePoolNHWC. Pointwise integer ops whose inputs all have the same shape
 (QLut, QAdd, QMul, QuantizeLinear/DequantizeLinear per tensor) run in whatever layout their
 inputs have, so a chain conv -> add -> conv stays NHWC. Every other op sees NCHW: a Transpose
-is inserted where an NHWC tensor meets it, and graph outputs are returned in NCHW. The nodes
-of a patched stage (patch_plan.is_tile_node: TileCopy/TilePaste and the layers run on tiles,
-whose convolutions have per-side pads) stay NCHW on the portable kernels.
+is inserted where an NHWC tensor meets it, and graph outputs are returned in NCHW.
+
+Patched stages (passes/patch_plan.py): a tile's convolution goes NHWC like any other; its
+per-side pads (pads = begin h, w, end h, w) need nothing new, since CMSIS-NN reads only the
+begin pads and treats every input row or column past the end as padding, which is what the
+end pads are. TileCopy and TilePaste become TileCopyNHWC / TilePasteNHWC when their inputs are
+already NHWC (so the stage's full input is never transposed whole: its first tiles are cut
+NCHW and transposed tile by tile).
 
 Math: only memory order changes; the weights are permuted at compile time. A Transpose that
 moves only size-1 axes (e.g. NHWC -> NCHW of an N x 1 x 1 x C tensor) is a Reshape (no copy).
@@ -27,7 +32,6 @@ from ..compiler.lowering.movement import TransposeAttrs
 from ..compiler.lowering.shape_ops import ReshapeAttrs
 from ..ir import DType, Graph, Node, TensorType
 from .fold_qdq import per_tensor
-from .patch_plan import is_tile_node
 
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
@@ -108,41 +112,43 @@ def to_nhwc(graph: Graph) -> Graph:
         return nchw[name]
 
     renamed: Dict[str, str] = {}  # original NCHW output name -> NHWC tensor standing for it
+    permuted: Dict[tuple, str] = {}  # (weight, depthwise) -> its NHWC-ordered copy
+
+    def emit_nhwc(node: Node, **changes) -> None:
+        """node, its output now an NHWC tensor standing for the NCHW one."""
+        y = node.outputs[0]
+        y_nhwc = g.fresh_name(f"{y}_nhwc")
+        g.types[y_nhwc] = TensorType(g.types[y].dtype, _nhwc_shape(g.types[y].shape),
+                                     g.types[y].quant)
+        out.append(node.replace(outputs=(y_nhwc,), **changes))
+        produced_nhwc.add(y_nhwc)
+        renamed[y] = y_nhwc
+
     for node in g.nodes:
-        tile = is_tile_node(node)  # a patched stage (patch_plan.py) stays NCHW, portable
-        convertible = not tile and _convertible(g, node)  # judged on the NCHW types
+        convertible = _convertible(g, node)  # judged on the NCHW types
         node = node.replace(inputs=tuple(renamed.get(i, i) for i in node.inputs))
-        if convertible:
-            x = as_nhwc(node.inputs[0], node)
-            rest = list(node.inputs[1:])
-            if node.op == "QConv":
-                rest[0] = _permute_weights(g, node)
-            y = node.outputs[0]
-            y_t = g.types[y]
-            y_nhwc = g.fresh_name(f"{y}_nhwc")
-            g.types[y_nhwc] = TensorType(y_t.dtype, _nhwc_shape(y_t.shape), y_t.quant)
-            out.append(node.replace(op=node.op + "NHWC", inputs=(x, *rest), outputs=(y_nhwc,)))
-            produced_nhwc.add(y_nhwc)
-            renamed[y] = y_nhwc
-            continue
         runtime = [i for i in node.inputs if i and not g.is_constant(i)]
-        if (not tile and node.op in AGNOSTIC and runtime
+        if node.op in ("TileCopy", "TilePaste") and all(i in produced_nhwc for i in runtime):
+            emit_nhwc(node, op=node.op + "NHWC")
+        elif convertible:
+            rest = list(node.inputs[1:])
+            if node.op == "QConv":  # one permuted copy per weight (a patched layer's tiles)
+                key = (rest[0], node.attrs.group != 1)
+                if key not in permuted:
+                    permuted[key] = _permute_weights(g, node)
+                rest[0] = permuted[key]
+            emit_nhwc(node, op=node.op + "NHWC", inputs=(as_nhwc(node.inputs[0], node), *rest))
+        elif (node.op in AGNOSTIC and runtime
                 and all(i in produced_nhwc for i in runtime)
                 and len({g.types[i].shape for i in runtime}) == 1
                 and all(per_tensor(g.types[i].quant) or g.types[i].quant is None
                         for i in runtime)
                 and (node.op not in ("QuantizeLinear", "DequantizeLinear")
                      or node.attrs.quant.axis is None)):
-            y = node.outputs[0]
-            y_t = g.types[y]
-            y_nhwc = g.fresh_name(f"{y}_nhwc")
-            g.types[y_nhwc] = TensorType(y_t.dtype, _nhwc_shape(y_t.shape), y_t.quant)
-            out.append(node.replace(outputs=(y_nhwc,)))
-            produced_nhwc.add(y_nhwc)
-            renamed[y] = y_nhwc
-            continue
-        out.append(node.replace(inputs=tuple(as_nchw(i, node) if i else i
-                                             for i in node.inputs)))
+            emit_nhwc(node)
+        else:
+            out.append(node.replace(inputs=tuple(as_nchw(i, node) if i else i
+                                                 for i in node.inputs)))
     # graph outputs keep their names and NCHW layout
     for o in g.outputs:
         if o in renamed:

@@ -136,19 +136,22 @@ def _build_buffers(graph: Graph, allow_inplace: bool = True) -> Tuple[List[Buffe
 
 
 def _place(buffers: List[Buffer], order: List[int]) -> int:
-    placed: List[Buffer] = []
+    n_steps = max((b.end for b in buffers), default=0) + 1
+    live_at: List[List[int]] = [[] for _ in range(n_steps)]  # step -> placed buffers live then
     top = 0
     for bi in order:
         b = buffers[bi]
-        clashes = sorted((p for p in placed if p.start <= b.end and b.start <= p.end),
-                         key=lambda p: p.offset)
+        steps = range(max(b.start, 0), b.end + 1)
+        clashes = sorted({p for t in steps for p in live_at[t]},
+                         key=lambda p: (buffers[p].offset, p))
         offset = 0
         for p in clashes:
-            if offset + b.size <= p.offset:
+            if offset + b.size <= buffers[p].offset:
                 break
-            offset = max(offset, p.offset + p.size)
+            offset = max(offset, buffers[p].offset + buffers[p].size)
         b.offset = offset
-        placed.append(b)
+        for t in steps:
+            live_at[t].append(bi)
         top = max(top, offset + b.size)
     return top
 
@@ -204,6 +207,13 @@ def plan_memory(graph: Graph, allow_inplace: bool = True,
                        if b.tensors[0].startswith("\0scratch")}
     return MemoryPlan(tensor_offsets, bufs, arena, bound, live, scratch_offsets,
                       external_tensors(graph))
+
+
+def live_lower_bound(graph: Graph) -> int:
+    """``plan_memory(graph).lower_bound`` without placing anything (fast)."""
+    buffers, _ = _build_buffers(graph)
+    return max(live_bytes_per_node(buffers, len(graph.nodes))) if graph.nodes else sum(
+        b.size for b in buffers)
 
 
 def greedy_by_size_arena(graph: Graph) -> int:

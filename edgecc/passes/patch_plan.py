@@ -16,20 +16,20 @@ extra MACs). The tiles are ordinary IR nodes, so the memory planner sees that on
 intermediates are live at a time. Code size grows with tiles x layers (one specialized C
 function per tile node).
 
-``plan_patches`` tries every valid stage end and grid up to 8x8 and keeps the smallest arena,
-or under a budget the fewest extra MACs that fit.
+``plan_patches`` tries every valid stage end and grid up to 8x8 and keeps the smallest arena
+(peak SRAM), ties broken by fewer extra MACs.
 """
 from __future__ import annotations
 
 import dataclasses
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..compiler.lowering.tile_ops import TileAttrs
 from ..compiler.registry import op_macs
 from ..ir import Graph, Node, TensorType
-from .memory_plan import plan_memory
+from .memory_plan import _build_buffers, live_bytes_per_node, live_lower_bound, plan_memory
 
 Region = Tuple[Tuple[int, int], Tuple[int, int]]  # ((h0, h1), (w0, w1)), half-open
 TILE_OPS = ("QConv", "QLut", "QAdd", "QuantizeLinear")
@@ -56,15 +56,15 @@ class PatchPlan:
                 f"(+{pct:.1f}% of the stage)")
 
 
-_TILE_TENSOR = re.compile(r"#t\d+(c\d+)?$")
+_TILE_TENSOR = re.compile(r"#(t\d+(c\d+)?|paste\d+)(_nhwc(_\d+)?)?$")
+TILE_MOVES = ("TileCopy", "TilePaste", "TileCopyNHWC", "TilePasteNHWC")
 
 
 def is_tile_node(node: Node) -> bool:
-    """A node of a patched stage: TileCopy/TilePaste, or a layer run on one tile (its output
-    is a tile tensor, named ``<tensor>#t<k>`` by patch_graph). Layout passes leave these
-    nodes in NCHW on the portable kernels (their convolutions have per-side pads)."""
-    return node.op in ("TileCopy", "TilePaste") or any(
-        o and _TILE_TENSOR.search(o) for o in node.outputs)
+    """A node of a patched stage: a tile copy/paste, or a layer run on one tile (its output
+    is a tile tensor, named ``<tensor>#t<k>`` by patch_graph, ``..._nhwc`` after the layout
+    pass)."""
+    return node.op in TILE_MOVES or any(o and _TILE_TENSOR.search(o) for o in node.outputs)
 
 
 def _rank4(graph: Graph, name: str) -> bool:
@@ -255,32 +255,35 @@ def _stage_macs(graph: Graph, nodes: Sequence[Node]) -> int:
     return sum(op_macs(graph, n) for n in nodes)
 
 
-def _better(arena: int, extra: int, best: PatchPlan, budget: Optional[int]) -> bool:
-    if budget is not None:
-        fits, best_fits = arena <= budget, best.arena_after <= budget
-        if fits != best_fits:
-            return fits
-        if fits:
-            return (extra, arena) < (best.extra_macs, best.arena_after)
-    return (arena, extra) < (best.arena_after, best.extra_macs)
-
-
 def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quantize: bool = True,
                  external_inputs: bool = False, max_stage: int = 24,
                  ends: Optional[Sequence[int]] = None,
-                 budget: Optional[int] = None,
-                 grids: Optional[Sequence[Tuple[int, int]]] = None) -> Optional[PatchPlan]:
-    """The stage end and grid (rows x columns, each in ``sizes``) with the smallest arena (ties: fewer extra MACs), or with
-    ``budget`` the fewest extra MACs among the plans whose arena fits in it (the smallest arena
-    if none fits); None when no patched plan beats layer by layer, or when layer by layer
-    already fits the budget. ``grids``: try only these (rows, columns) instead of ``sizes``^2."""
+                 grids: Optional[Sequence[Tuple[int, int]]] = None,
+                 measure: Optional[Callable[[Graph], int]] = None,
+                 rerank: int = 4, max_extra_macs: Optional[int] = None) -> Optional[PatchPlan]:
+    """The stage end and grid (rows x columns, each in ``sizes``; or only ``grids``) with the
+    smallest arena, ties broken by fewer extra MACs; None when no patched plan beats layer by
+    layer. ``max_extra_macs``: only plans whose halos add at most that many MACs.
+
+    The search measures the portable (generic) plan. A candidate whose lower bound (bytes live
+    around one node) is already above the ``rerank``-th best arena found is not placed: it
+    cannot win. ``measure(graph) -> arena bytes`` is the target's own measure (e.g. NHWC plus
+    CMSIS-NN scratch on Cortex-M): the ``rerank`` best candidates are ranked again by it, and
+    the plan's arenas are in its terms."""
     start = stage_start(graph, include_quantize)
     before = arena_of(graph, external_inputs)
-    if budget is not None and before <= budget:
-        return None
-    best: Optional[PatchPlan] = None
+    top: List[Tuple[int, int, int, PatchPlan]] = []  # (arena, extra MACs, seq, plan), best first
     cands = [e for e in stage_candidates(graph, start) if e - start < max_stage]
-    for e in (cands if ends is None else [e for e in cands if e in ends]):
+    seq = 0  # search order: the last tie-break
+    # The nodes after a stage keep their liveness, so their peak bounds every grid of that
+    # stage from below: try the most promising stage ends first, and skip hopeless ones.
+    view = dataclasses.replace(graph, inputs=[]) if external_inputs else graph
+    live = live_bytes_per_node(_build_buffers(view)[0], len(graph.nodes))
+    after = {e: max(live[e + 1:], default=0) for e in cands}
+    for e in sorted((cands if ends is None else [e for e in cands if e in ends]),
+                    key=lambda e: (after[e], e)):
+        if len(top) >= rerank and after[e] > top[-1][0]:
+            continue
         macs = _stage_macs(graph, graph.nodes[start:e + 1])
         y = graph.types[graph.nodes[e].outputs[0]].shape
         pairs = grids if grids is not None else [(a, b) for a in sizes for b in sizes]
@@ -288,12 +291,27 @@ def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quant
             if grid[0] > y[2] or grid[1] > y[3]:
                 continue
             patched = patch_graph(graph, start, e, grid)
+            view = dataclasses.replace(patched, inputs=[]) if external_inputs else patched
+            worst = top[-1][0] if len(top) >= rerank else None
+            if worst is not None and live_lower_bound(view) > worst:
+                continue
             n_new = len(patched.nodes) - (len(graph.nodes) - (e + 1 - start))
             extra = _stage_macs(patched, patched.nodes[start:start + n_new]) - macs
-            arena = arena_of(patched, external_inputs)
-            if best is None or _better(arena, extra, best, budget):
-                best = PatchPlan(start, e, grid, graph.nodes[e].outputs[0], before, arena,
-                                 macs, extra, patched)
-    if best is None or best.arena_after >= before:
+            if max_extra_macs is not None and extra > max_extra_macs:
+                continue
+            arena = plan_memory(view).arena_bytes
+            plan = PatchPlan(start, e, grid, graph.nodes[e].outputs[0], before, arena,
+                             macs, extra, patched)
+            seq += 1
+            top = sorted(top + [(arena, extra, seq, plan)], key=lambda t: t[:3])[:rerank]
+    if measure is not None and top:
+        before = measure(graph)
+        ranked = []
+        for arena, extra, seq, plan in top:
+            arena = measure(plan.graph)
+            ranked.append((arena, extra, seq, dataclasses.replace(
+                plan, arena_before=before, arena_after=arena)))
+        top = sorted(ranked, key=lambda t: t[:3])
+    if not top or top[0][0] >= before:
         return None
-    return best
+    return top[0][3]

@@ -7,6 +7,7 @@
                             "" (the first tile: the rest of y is written by later pastes). y may
                             share acc's buffer (the planner's in-place rule); the kernel copies
                             acc first when it does not.
+  TileCopyNHWC, TilePasteNHWC: the same on NHWC tensors (begin is still (H, W)).
 """
 from __future__ import annotations
 
@@ -23,3 +24,6 @@ class TileAttrs:
 
 ir_op("TileCopy")
 ir_op("TilePaste", elementwise=True)
+# the same on NHWC tensors (passes/layout_nhwc.py, Cortex-M): windows of H x W, C whole
+ir_op("TileCopyNHWC")
+ir_op("TilePasteNHWC", elementwise=True)

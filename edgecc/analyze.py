@@ -6,6 +6,7 @@ from typing import Dict, List
 
 from .compiler.driver import CompileResult
 from .compiler.registry import op_info, op_macs
+from .memory_report import memory_report
 from .passes.patch_plan import TILE_MOVES
 
 
@@ -58,6 +59,7 @@ def analysis(result: CompileResult) -> Dict:
             peak_layer=layers[peak_idx]["name"] if peak_idx is not None else None,
             quantized=quantized, float_layers=float_layers,
         ),
+        memory=memory_report(result).to_dict(),
     )
 
 
@@ -88,10 +90,22 @@ def format_table(info: Dict) -> str:
         f"layer-by-layer lower bound: {t['lower_bound_bytes']:,} bytes "
         f"(peak at '{t['peak_layer']}'); arena / bound = {t['arena_over_lower_bound']}",
     ]
+    mem = info.get("memory")
+    if mem:
+        rows.append(_memory_line(mem))
     if t["quantized"]:
         rows.append("layers left in float (between Quantize/Dequantize): "
                     + (", ".join(t["float_layers"]) if t["float_layers"] else "none"))
     return "\n".join(rows)
+
+
+def _memory_line(mem: Dict) -> str:
+    buffers = len({t["buffer"] for t in mem["tensors"]})
+    scratch = mem["scratch"]
+    return (f"memory plan: {len(mem['tensors'])} tensors in {buffers} arena buffers; kernel "
+            + (f"scratch at {len(scratch)} nodes, up to {max(s['size'] for s in scratch):,} "
+               "bytes" if scratch else "scratch: none")
+            + " (offsets and lifetimes: --json 'memory')")
 
 
 def to_json(info: Dict) -> str:

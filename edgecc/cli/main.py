@@ -130,6 +130,8 @@ def build_parser(command: str) -> argparse.ArgumentParser:
                     "arena plan; totals: flash, peak arena, layer-by-layer lower bound.")
         _common(p)
         p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        p.add_argument("--plot", metavar="PNG", help="also draw live bytes per layer, layer by "
+                       "layer beside patch-based, to PNG (needs pip install 'edgecc[plot]')")
         _quantize_args(p)
         _budget_args(p)
     else:
@@ -181,15 +183,22 @@ def cmd_compile(args) -> int:
 def cmd_analyze(args) -> int:
     from ..analyze import analysis, format_table, to_json
     from ..compiler.driver import compile_model
-    result = compile_model(args.model, args.target, _shapes(args), args.name,
-                           skip_passes=args.skip_pass, **_quantize_kwargs(args),
-                           **_budget_kwargs(args))
+    if args.plot:
+        from ..memory_plot import require_matplotlib
+        require_matplotlib()
+    kwargs = dict(input_shapes=_shapes(args), prefix=args.name, skip_passes=args.skip_pass,
+                  **_quantize_kwargs(args), **_budget_kwargs(args))
+    result = compile_model(args.model, args.target, **kwargs)
     info = analysis(result)
     info["patch"] = _patch_info(result.patch)
     text = to_json(info) if args.json else format_table(info)
     if not args.json and (args.patch is True or result.patch is not None):
         text += "\npatch plan: " + (result.patch.describe() if result.patch else
                                     "none (patching does not lower the arena)")
+    if args.plot:
+        from ..memory_plot import plot_analyze
+        plot_analyze(args.plot, args.model, args.target, kwargs, result)
+        text += "" if args.json else f"\nlive bytes per layer: {args.plot}"
     print(text)
     return 0
 

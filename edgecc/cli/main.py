@@ -177,6 +177,8 @@ def cmd_compile(args) -> int:
     print(f"edgecc: wrote {', '.join(sorted(result.files))} to {args.output}/ "
           f"({t['layers']} layers, {t['macs']:,} MACs, weights {t['weights_flash_bytes']:,} B, "
           f"arena {t['arena_bytes']:,} B)")
+    if result.patch is not None:
+        print(f"edgecc: {result.patch.describe()}")
     return 0
 
 

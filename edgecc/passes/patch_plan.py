@@ -46,6 +46,7 @@ class PatchPlan:
     macs_before: int            # MACs of the stage, layer by layer
     extra_macs: int             # MACs the halos add
     graph: Graph                # the patched graph
+    model_macs: int = 0         # MACs of the whole graph, layer by layer
 
     def describe(self) -> str:
         pct = 100.0 * self.extra_macs / max(self.macs_before, 1)
@@ -53,7 +54,8 @@ class PatchPlan:
                 f"'{self.stage_output}'), "
                 f"grid {self.grid[0]}x{self.grid[1]}: arena {self.arena_before:,} B -> "
                 f"{self.arena_after:,} B, extra MACs {self.extra_macs:,} "
-                f"(+{pct:.1f}% of the stage)")
+                f"(+{pct:.1f}% of the stage, "
+                f"+{100.0 * self.extra_macs / max(self.model_macs, 1):.1f}% of the model)")
 
 
 _TILE_TENSOR = re.compile(r"#(t\d+(c\d+)?|paste\d+)(_nhwc(_\d+)?)?$")
@@ -275,6 +277,7 @@ def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quant
     top: List[Tuple[int, int, int, PatchPlan]] = []  # (arena, extra MACs, seq, plan), best first
     cands = [e for e in stage_candidates(graph, start) if e - start < max_stage]
     seq = 0  # search order: the last tie-break
+    model_macs = _stage_macs(graph, graph.nodes)
     # The nodes after a stage keep their liveness, so their peak bounds every grid of that
     # stage from below: try the most promising stage ends first, and skip hopeless ones.
     view = dataclasses.replace(graph, inputs=[]) if external_inputs else graph
@@ -301,7 +304,7 @@ def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quant
                 continue
             arena = plan_memory(view).arena_bytes
             plan = PatchPlan(start, e, grid, graph.nodes[e].outputs[0], before, arena,
-                             macs, extra, patched)
+                             macs, extra, patched, model_macs)
             seq += 1
             top = sorted(top + [(arena, extra, seq, plan)], key=lambda t: t[:3])[:rerank]
     if measure is not None and top:

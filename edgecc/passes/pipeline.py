@@ -9,6 +9,7 @@ from .constant_folding import fold_constants
 from .fold_batchnorm import fold_batchnorm
 from .fold_qdq import fold_qdq
 from .fuse_activation import fuse_activation
+from .reorder import reorder_for_memory
 
 PIPELINE: List[Tuple[str, Callable[[Graph], Graph]]] = [
     ("fold-constants", fold_constants),
@@ -17,6 +18,7 @@ PIPELINE: List[Tuple[str, Callable[[Graph], Graph]]] = [
     ("fuse-activation", fuse_activation),
     ("fold-qdq", fold_qdq),
     ("dead-code", eliminate_dead_code),
+    ("reorder", reorder_for_memory),
 ]
 
 

@@ -191,18 +191,45 @@ def check_plan(graph: Graph, plan) -> None:
                 assert group_end.get(root[t], -1) <= idx, where + ", still needed later"
                 if root[t] in read_roots:  # an in-place update of its own input
                     out_t = graph.types[o]
+                    if idx in plan.inplace_nodes:  # in-place depthwise: output over input 0
+                        assert root[t] == root[nd.inputs[0]], where
+                        assert plan.offsets[o] == plan.offsets[t] and size[o] <= size[t], where
+                        assert idx in plan.scratch_offsets, where
+                        continue
                     assert op_info(nd.op).elementwise, where
                     assert plan.offsets[t] == plan.offsets[o] and size[t] == size[o], where
                     group_inputs = [i for i in nd.inputs if i in root and root[i] == root[t]]
                     assert all(graph.types[i].shape == out_t.shape for i in group_inputs), where
 
 
+    check_scratch(graph, plan, root, defined, group_end)
+
+
+def check_scratch(graph, plan, root, defined, group_end) -> None:
+    """A node's kernel scratch overlaps no tensor live at that node."""
+    scratch_size = {b.tensors[0]: b.size for b in plan.buffers}
+    for idx, off in plan.scratch_offsets.items():
+        nbytes = scratch_size[f"\0scratch{idx}"]
+        assert off % ALIGN == 0 and off + nbytes <= plan.arena_bytes
+        for t, t_off in plan.offsets.items():
+            if defined[t] <= idx <= group_end.get(root[t], defined[t]):
+                assert t_off + graph.types[t].nbytes <= off or off + nbytes <= t_off, (
+                    f"node {idx}'s scratch overlaps '{t}'")
+
+
 def check_buffers_pairwise(plan) -> None:
+    """Buffers live together never overlap, except an in-place pair, which shares an offset."""
     bufs = plan.buffers
+    group = list(range(len(bufs)))
+    for i, b in enumerate(bufs):
+        if b.shares >= 0:
+            group[i] = group[b.shares]
     for i in range(len(bufs)):
         for j in range(i + 1, len(bufs)):
             a, b = bufs[i], bufs[j]
-            if a.start <= b.end and b.start <= a.end:
+            if group[i] == group[j]:
+                assert a.offset == b.offset
+            elif a.start <= b.end and b.start <= a.end:
                 assert (a.offset + a.size <= b.offset or b.offset + b.size <= a.offset), (
                     f"buffers {a.tensors} and {b.tensors} are live together and overlap")
 

@@ -120,6 +120,10 @@ class EmitCtx:
         offset = self.plan.scratch_offsets.get(self.node_index)
         return "0" if offset is None else f"(void *)({self.prefix}_arena + {offset}u)"
 
+    def inplace(self, node) -> bool:
+        """The plan writes the node's output over its input 0 (its in-place variant)."""
+        return self.node_index in self.plan.inplace_nodes
+
 
 _FN = "EDGECC_KERNEL_FUNCTION_NAME"  # a kernel's name while its code is compared with others
 
@@ -182,6 +186,9 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
         if k is None:
             raise UnsupportedError(f"{node.origin.describe()}: no C kernel for IR op "
                                    f"'{node.op}' on backends {', '.join(ctx.backend_chain)}")
+        if ctx.inplace(node) and not k.inplace:
+            raise IRError(f"node '{node.name}' ({node.op}) is planned in place but its "
+                          f"kernel has no in-place variant")
         for h in k.needs:
             if h not in helpers:
                 helpers.append(h)

@@ -29,6 +29,9 @@ class Kernel:
     tables: Dict[str, np.ndarray] = field(default_factory=dict)
     # Shared helper templates the kernel calls (rendered once, before the layers).
     needs: Tuple[str, ...] = ()
+    # The kernel runs the node's in-place variant (the memory plan put its output over input
+    # 0, MemoryPlan.inplace_nodes); codegen refuses a plan's in-place node without it.
+    inplace: bool = False
 
 
 def kernel(*ops: str, backend: str = "generic"):

@@ -203,9 +203,11 @@ def find_patch_plan(graph: Graph, target: str, fits=lambda arena: True,
 
     limit = None if overhead is None else int(overhead * sum(op_macs(graph, n)
                                                               for n in graph.nodes))
-    plan = plan_patches(graph, measure=measure, max_extra_macs=limit)
+    # CMSIS-NN convolutions (NHWC) have no in-place variant: search with elementwise ones only
+    inplace = "elementwise" if "cmsis" in TARGETS[target] else True
+    plan = plan_patches(graph, measure=measure, max_extra_macs=limit, allow_inplace=inplace)
     if limit is not None and (plan is None or not fits(plan.arena_after)):
-        anyhow = plan_patches(graph, measure=measure)
+        anyhow = plan_patches(graph, measure=measure, allow_inplace=inplace)
         if anyhow is not None and (plan is None or anyhow.arena_after < plan.arena_after):
             plan = anyhow
     return plan

@@ -37,6 +37,10 @@ class OpInfo:
     alias: bool = False
     # Multiply-accumulates of one run of the node.
     macs: Optional[Callable[[Graph, Node], int]] = None
+    # The node has an exact in-place variant writing its output over input 0 (once nothing
+    # else needs input 0): the bytes of scratch that variant needs, or None when this node
+    # cannot run in place (passes/memory_plan.py decides, the kernel follows the plan).
+    inplace_scratch: Optional[Callable[[Graph, Node], Optional[int]]] = None
 
 
 LOWERINGS: Dict[str, Lowering] = {}

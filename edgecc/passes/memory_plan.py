@@ -12,24 +12,35 @@ Buffers. Tensors are grouped into buffers first:
   * alias ops (Reshape/Flatten/Squeeze/Unsqueeze) give their output the input's buffer;
   * an elementwise op (same shape and dtype in and out, output i reads input i only) writes
     in place into an input buffer whose last use is this node (exact: each element is read
-    before it is overwritten, and nothing else reads the buffer later).
+    before it is overwritten, and nothing else reads the buffer later);
+  * an op with an in-place variant (``OpInfo.inplace_scratch``: a 2-D NCHW depthwise
+    convolution, MCUNet's in-place depthwise) whose input 0's buffer has its last use at this
+    node gets an output buffer that *shares the offset* of that input buffer
+    (``Buffer.shares``), plus the variant's scratch (one output channel plane) for the node.
+    The output may be smaller than the input (stride 2): the two buffers keep their own size
+    and lifetime, so the input's tail is free again right after the node. The proof that the
+    variant is exact is in compiler/lowering/conv.py (depthwise_inplace_scratch); the nodes
+    are listed in ``MemoryPlan.inplace_nodes`` and their kernels must run the variant.
 A buffer lives from the node that first writes it to the last node that reads any of its
 tensors; graph outputs until after the last node.
 
 Placement is greedy-by-size, as in TFLite Micro's planner: largest buffer first, at the lowest
-offset that does not collide with an already placed buffer of overlapping lifetime. A second
-order (by first use) is also tried, and both orders on the buffers without in-place merging;
-the smallest arena is kept, so the plan is never worse than ``greedy_by_size_arena``.
+offset that does not collide with an already placed buffer of overlapping lifetime (buffers
+that share an offset are placed together, each checked against the placed buffers live with
+it). A second order (by first use) is also tried, and both orders on the buffers without
+in-place merging (no in-place node, no in-place scratch); the smallest arena is kept, so the
+plan is never worse than ``greedy_by_size_arena``.
 
 Lower bound: the largest, over nodes, of the bytes of all buffers live at that node (its inputs,
-its outputs and everything live across it), with in-place merging. No plan can use less.
-``live_bytes`` and ``lower_bound`` always count the merged buffers, also in the rare case that
-the unmerged ``buffers`` place better.
+its outputs, kernel scratch and everything live across it), with in-place merging (buffers
+sharing an offset count once, at the larger size). No plan with these in-place decisions can
+use less. ``live_bytes`` and ``lower_bound`` always count the merged buffers, also in the
+rare case that the unmerged ``buffers`` place better.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 from ..compiler.registry import op_info
 from ..ir import Graph
@@ -48,6 +59,7 @@ class Buffer:
     start: int  # index of first node that writes it
     end: int    # index of last node that reads it (len(nodes): graph output)
     offset: int = -1
+    shares: int = -1  # index of the buffer whose offset this one shares (in-place depthwise)
 
 
 @dataclass
@@ -59,6 +71,7 @@ class MemoryPlan:
     live_bytes: List[int] = field(default_factory=list)  # per node
     scratch_offsets: Dict[int, int] = field(default_factory=dict)  # node index -> offset
     external: Dict[str, str] = field(default_factory=dict)  # tensor -> graph input (not arena)
+    inplace_nodes: Set[int] = field(default_factory=set)  # nodes writing over their input 0
 
     def offset(self, tensor: str) -> int:
         return self.offsets[tensor]
@@ -77,12 +90,16 @@ def external_tensors(graph: Graph) -> Dict[str, str]:
     return ext
 
 
-def _build_buffers(graph: Graph, allow_inplace: bool = True) -> Tuple[List[Buffer], Dict[str, int]]:
+def _build_buffers(graph: Graph, allow_inplace=True
+                   ) -> Tuple[List[Buffer], Dict[str, int], Dict[int, int]]:
+    """Buffers, tensor -> buffer index, and in-place node index -> its scratch bytes.
+    ``allow_inplace``: True, False, or "elementwise" (no in-place variants of other ops)."""
     nodes = graph.nodes
     external = external_tensors(graph)
     end_of_graph = len(nodes)
     buf_of: Dict[str, int] = {}
     buffers: List[Buffer] = []
+    inplace: Dict[int, int] = {}
 
     last_use: Dict[str, int] = {}
     for idx, n in enumerate(nodes):
@@ -103,6 +120,11 @@ def _build_buffers(graph: Graph, allow_inplace: bool = True) -> Tuple[List[Buffe
         b.tensors.append(tensor)
         b.end = max(b.end, last_use.get(tensor, b.end))
 
+    def dies_here(n, i: str, idx: int) -> bool:
+        """Input i's buffer is read by nobody after node idx (nor by another of its inputs)."""
+        return (i in buf_of and buffers[buf_of[i]].end == idx
+                and all(buf_of.get(j) != buf_of[i] for j in n.inputs if j and j != i))
+
     for idx, n in enumerate(nodes):
         info = op_info(n.op)
         outs = [o for o in n.outputs if o]
@@ -114,53 +136,95 @@ def _build_buffers(graph: Graph, allow_inplace: bool = True) -> Tuple[List[Buffe
         if info.alias and src in buf_of and len(outs) == 1:
             join(outs[0], buf_of[src])
             continue
-        placed = False
         if allow_inplace and info.elementwise and len(outs) == 1:
-            out_t = graph.types[outs[0]]
-            for i in n.inputs:
-                if not i or i not in buf_of:
-                    continue
-                b = buffers[buf_of[i]]
-                same_buf_inputs = [j for j in n.inputs if j and buf_of.get(j) == buf_of[i]]
-                if (b.end == idx and graph.types[i].shape == out_t.shape
-                        and graph.types[i].dtype.itemsize == out_t.dtype.itemsize
-                        and all(graph.types[j].shape == out_t.shape for j in same_buf_inputs)
-                        and b.size == _align(out_t.nbytes)):
-                    join(outs[0], buf_of[i])
-                    placed = True
-                    break
-        if not placed:
-            for o in outs:
-                new_buffer(o, idx)
-    return buffers, buf_of
+            target = _elementwise_target(graph, n, outs[0], buffers, buf_of, idx)
+            if target is not None:
+                join(outs[0], target)
+                continue
+        if (allow_inplace is True and info.inplace_scratch and len(outs) == 1
+                and dies_here(n, src, idx)):
+            need = info.inplace_scratch(graph, n)
+            if need is not None:
+                new_buffer(outs[0], idx)
+                buffers[-1].shares = buf_of[src]
+                inplace[idx] = need
+                continue
+        for o in outs:
+            new_buffer(o, idx)
+    return buffers, buf_of, inplace
+
+
+def _elementwise_target(graph: Graph, n, out: str, buffers: List[Buffer],
+                        buf_of: Dict[str, int], idx: int) -> Optional[int]:
+    """The input buffer an elementwise node may update in place, if any."""
+    out_t = graph.types[out]
+    for i in n.inputs:
+        if not i or i not in buf_of:
+            continue
+        b = buffers[buf_of[i]]
+        same_buf_inputs = [j for j in n.inputs if j and buf_of.get(j) == buf_of[i]]
+        if (b.end == idx and graph.types[i].shape == out_t.shape
+                and graph.types[i].dtype.itemsize == out_t.dtype.itemsize
+                and all(graph.types[j].shape == out_t.shape for j in same_buf_inputs)
+                and b.size == _align(out_t.nbytes)):
+            return buf_of[i]
+    return None
+
+
+def share_groups(buffers: List[Buffer]) -> List[int]:
+    """For each buffer, the first buffer of its group of buffers sharing one offset."""
+    root = list(range(len(buffers)))
+    for i, b in enumerate(buffers):
+        if b.shares >= 0:
+            root[i] = root[b.shares]  # shares always names an earlier buffer
+    return root
+
+
+def _lowest_offset(group: List[Buffer], live_at: Dict[int, List[Buffer]]) -> int:
+    """Lowest offset at which no buffer of the group overlaps a placed buffer live with it
+    (``live_at``: node -> placed buffers live at that node)."""
+    forbidden = set()  # offsets strictly between lo and hi collide
+    for b in group:
+        for idx in range(b.start, b.end + 1):
+            forbidden.update((p.offset - b.size, p.offset + p.size) for p in live_at.get(idx, ()))
+    offset = 0
+    for lo, hi in sorted(forbidden):
+        if offset <= lo:
+            break
+        offset = max(offset, hi)
+    return offset
 
 
 def _place(buffers: List[Buffer], order: List[int]) -> int:
-    n_steps = max((b.end for b in buffers), default=0) + 1
-    live_at: List[List[int]] = [[] for _ in range(n_steps)]  # step -> placed buffers live then
+    root = share_groups(buffers)
+    members: Dict[int, List[Buffer]] = {}
+    for i, r in enumerate(root):
+        members.setdefault(r, []).append(buffers[i])
+    live_at: Dict[int, List[Buffer]] = {}
     top = 0
     for bi in order:
-        b = buffers[bi]
-        steps = range(max(b.start, 0), b.end + 1)
-        clashes = sorted({p for t in steps for p in live_at[t]},
-                         key=lambda p: (buffers[p].offset, p))
-        offset = 0
-        for p in clashes:
-            if offset + b.size <= buffers[p].offset:
-                break
-            offset = max(offset, buffers[p].offset + buffers[p].size)
-        b.offset = offset
-        for t in steps:
-            live_at[t].append(bi)
-        top = max(top, offset + b.size)
+        group = members.pop(root[bi], None)
+        if group is None:
+            continue  # placed with an earlier member of its group
+        offset = _lowest_offset(group, live_at)
+        for b in group:
+            b.offset = offset
+            top = max(top, offset + b.size)
+            for idx in range(b.start, b.end + 1):
+                live_at.setdefault(idx, []).append(b)
     return top
 
 
 def live_bytes_per_node(buffers: List[Buffer], n_nodes: int) -> List[int]:
-    live = [0] * max(n_nodes, 1)
-    for b in buffers:
+    """Bytes live at each node; buffers sharing an offset count once, at the largest."""
+    root = share_groups(buffers)
+    group_live: Dict[Tuple[int, int], int] = {}
+    for b, r in zip(buffers, root):
         for idx in range(max(b.start, 0), min(b.end, n_nodes - 1) + 1):
-            live[idx] += b.size
+            group_live[r, idx] = max(group_live.get((r, idx), 0), b.size)
+    live = [0] * max(n_nodes, 1)
+    for (_, idx), size in group_live.items():
+        live[idx] += size
     return live
 
 
@@ -178,15 +242,19 @@ def _add_scratch(buffers: List[Buffer], scratch: Dict[int, int]) -> None:
             buffers.append(Buffer([f"\0scratch{idx}"], _align(nbytes), idx, idx))
 
 
-def plan_memory(graph: Graph, allow_inplace: bool = True,
+def plan_memory(graph: Graph, allow_inplace=True,
                 scratch: Optional[Dict[int, int]] = None) -> MemoryPlan:
-    """scratch: node index -> bytes of scratch memory that node's kernel needs."""
+    """scratch: node index -> bytes of scratch memory that node's kernel needs.
+    ``allow_inplace``: True, False, or "elementwise" (only elementwise ops in place)."""
     scratch = scratch or {}
-    buffers, buf_of = _build_buffers(graph, allow_inplace)
-    _add_scratch(buffers, scratch)
+    buffers, buf_of, inplace = _build_buffers(graph, allow_inplace)
+    merged_scratch = dict(scratch)
+    for idx, need in inplace.items():
+        merged_scratch[idx] = max(merged_scratch.get(idx, 0), need)
+    _add_scratch(buffers, merged_scratch)
     live = live_bytes_per_node(buffers, len(graph.nodes))
     bound = max(live) if graph.nodes else sum(b.size for b in buffers)  # arena buffers only
-    candidates = [(buffers, buf_of)]
+    candidates = [(buffers, buf_of, inplace)]
     if allow_inplace:
         # In-place merging changes lifetimes, and greedy placement is a heuristic: on a few
         # graphs the merged buffers place worse than plain greedy-by-size. Keep the better.
@@ -194,30 +262,36 @@ def plan_memory(graph: Graph, allow_inplace: bool = True,
         _add_scratch(plain[0], scratch)
         candidates.append(plain)
     best = None
-    for bufs, groups in candidates:
+    for bufs, groups, nodes_inplace in candidates:
         for order in _orders(bufs):
             top = _place(bufs, order)
             if best is None or top < best[0]:
-                best = (top, bufs, groups, [b.offset for b in bufs])
-    arena, bufs, groups, offsets = best
+                best = (top, bufs, groups, nodes_inplace, [b.offset for b in bufs])
+    arena, bufs, groups, nodes_inplace, offsets = best
     for b, off in zip(bufs, offsets):
         b.offset = off
     tensor_offsets = {t: bufs[bi].offset for t, bi in groups.items()}
     scratch_offsets = {int(b.tensors[0][8:]): b.offset for b in bufs
                        if b.tensors[0].startswith("\0scratch")}
     return MemoryPlan(tensor_offsets, bufs, arena, bound, live, scratch_offsets,
-                      external_tensors(graph))
+                      external_tensors(graph), set(nodes_inplace))
 
 
-def live_lower_bound(graph: Graph) -> int:
-    """``plan_memory(graph).lower_bound`` without placing anything (fast)."""
-    buffers, _ = _build_buffers(graph)
-    return max(live_bytes_per_node(buffers, len(graph.nodes))) if graph.nodes else sum(
-        b.size for b in buffers)
+def node_live_bytes(graph: Graph, allow_inplace=True) -> List[int]:
+    """``plan_memory(graph, allow_inplace).live_bytes`` (no target scratch) without placing
+    anything (fast)."""
+    buffers, _, inplace = _build_buffers(graph, allow_inplace)
+    _add_scratch(buffers, inplace)
+    return live_bytes_per_node(buffers, len(graph.nodes))
+
+
+def live_lower_bound(graph: Graph, allow_inplace=True) -> int:
+    """``plan_memory(graph, allow_inplace).lower_bound`` (no target scratch), without placing."""
+    return max(node_live_bytes(graph, allow_inplace)) if graph.nodes else 0
 
 
 def greedy_by_size_arena(graph: Graph) -> int:
     """TFLite Micro style reference: greedy by size, no in-place sharing."""
-    buffers, _ = _build_buffers(graph, allow_inplace=False)
+    buffers, _, _ = _build_buffers(graph, allow_inplace=False)
     return _place(buffers, sorted(range(len(buffers)),
                                   key=lambda i: (-buffers[i].size, buffers[i].start, i)))

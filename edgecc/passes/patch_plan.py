@@ -29,7 +29,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from ..compiler.lowering.tile_ops import TileAttrs
 from ..compiler.registry import op_macs
 from ..ir import Graph, Node, TensorType
-from .memory_plan import _build_buffers, live_bytes_per_node, live_lower_bound, plan_memory
+from .memory_plan import live_lower_bound, node_live_bytes, plan_memory
 
 Region = Tuple[Tuple[int, int], Tuple[int, int]]  # ((h0, h1), (w0, w1)), half-open
 TILE_OPS = ("QConv", "QLut", "QAdd", "QuantizeLinear")
@@ -245,12 +245,12 @@ def strip_input_quantize(graph: Graph) -> Graph:
     return dataclasses.replace(graph, nodes=graph.nodes[1:], inputs=inputs)
 
 
-def arena_of(graph: Graph, external_inputs: bool = False) -> int:
+def arena_of(graph: Graph, external_inputs: bool = False, allow_inplace=True) -> int:
     """Arena bytes of the plan; ``external_inputs``: as if kernels read the graph inputs from
     the caller's buffers instead of a copy in the arena."""
     if external_inputs:
         graph = dataclasses.replace(graph, inputs=[])
-    return plan_memory(graph).arena_bytes
+    return plan_memory(graph, allow_inplace).arena_bytes
 
 
 def _stage_macs(graph: Graph, nodes: Sequence[Node]) -> int:
@@ -262,10 +262,13 @@ def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quant
                  ends: Optional[Sequence[int]] = None,
                  grids: Optional[Sequence[Tuple[int, int]]] = None,
                  measure: Optional[Callable[[Graph], int]] = None,
-                 rerank: int = 4, max_extra_macs: Optional[int] = None) -> Optional[PatchPlan]:
+                 rerank: int = 4, max_extra_macs: Optional[int] = None,
+                 allow_inplace=True) -> Optional[PatchPlan]:
     """The stage end and grid (rows x columns, each in ``sizes``; or only ``grids``) with the
     smallest arena, ties broken by fewer extra MACs; None when no patched plan beats layer by
     layer. ``max_extra_macs``: only plans whose halos add at most that many MACs.
+    ``allow_inplace``: the search's memory plans (memory_plan.plan_memory's option; e.g.
+    "elementwise" for a target whose convolutions cannot run in place).
 
     The search measures the portable (generic) plan. A candidate whose lower bound (bytes live
     around one node) is already above the ``rerank``-th best arena found is not placed: it
@@ -273,7 +276,7 @@ def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quant
     CMSIS-NN scratch on Cortex-M): the ``rerank`` best candidates are ranked again by it, and
     the plan's arenas are in its terms."""
     start = stage_start(graph, include_quantize)
-    before = arena_of(graph, external_inputs)
+    before = arena_of(graph, external_inputs, allow_inplace)
     top: List[Tuple[int, int, int, PatchPlan]] = []  # (arena, extra MACs, seq, plan), best first
     cands = [e for e in stage_candidates(graph, start) if e - start < max_stage]
     seq = 0  # search order: the last tie-break
@@ -281,7 +284,7 @@ def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quant
     # The nodes after a stage keep their liveness, so their peak bounds every grid of that
     # stage from below: try the most promising stage ends first, and skip hopeless ones.
     view = dataclasses.replace(graph, inputs=[]) if external_inputs else graph
-    live = live_bytes_per_node(_build_buffers(view)[0], len(graph.nodes))
+    live = node_live_bytes(view, allow_inplace)
     after = {e: max(live[e + 1:], default=0) for e in cands}
     for e in sorted((cands if ends is None else [e for e in cands if e in ends]),
                     key=lambda e: (after[e], e)):
@@ -296,13 +299,13 @@ def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quant
             patched = patch_graph(graph, start, e, grid)
             view = dataclasses.replace(patched, inputs=[]) if external_inputs else patched
             worst = top[-1][0] if len(top) >= rerank else None
-            if worst is not None and live_lower_bound(view) > worst:
+            if worst is not None and live_lower_bound(view, allow_inplace) > worst:
                 continue
             n_new = len(patched.nodes) - (len(graph.nodes) - (e + 1 - start))
             extra = _stage_macs(patched, patched.nodes[start:start + n_new]) - macs
             if max_extra_macs is not None and extra > max_extra_macs:
                 continue
-            arena = plan_memory(view).arena_bytes
+            arena = plan_memory(view, allow_inplace).arena_bytes
             plan = PatchPlan(start, e, grid, graph.nodes[e].outputs[0], before, arena,
                              macs, extra, patched, model_macs)
             seq += 1

@@ -1,4 +1,8 @@
-"""Portable C kernels for Conv and ConvTranspose (NCHW, spatial dims padded to 3-D)."""
+"""Portable C kernels for Conv and ConvTranspose (NCHW, spatial dims padded to 3-D).
+
+A depthwise convolution the memory plan runs in place (MemoryPlan.inplace_nodes) gets one
+pointer to the shared buffer and computes each output plane into its scratch before copying
+it over the input (exact: compiler/lowering/conv.py, depthwise_inplace_scratch)."""
 from __future__ import annotations
 
 from ..kernels import Kernel, kernel
@@ -17,6 +21,7 @@ def conv_context(ctx, node):
     a = node.attrs
     nsp = len(a.kernel)
     act = a.activation
+    inplace = ctx.inplace(node)
     expr = (activation_expr(act.kind, "acc", x.dtype, act.alpha, act.beta)
             if act else "acc")
     return dict(
@@ -25,13 +30,14 @@ def conv_context(ctx, node):
         IS=spatial3(x.shape[2:], 1), OS=spatial3(y.shape[2:], 1), K=spatial3(a.kernel, 1),
         S=spatial3(a.strides, 1), D=spatial3(a.dilations, 1),
         P=spatial3(a.pads[:nsp], 0), act=expr,
-    ), [x.name, w.name] + ([bias] if bias else []) + [y.name]
+        inplace=inplace, scratch=ctx.scratch(node) if inplace else "",
+    ), [x.name, w.name] + ([bias] if bias else []) + ([] if inplace else [y.name])
 
 
 @kernel("Conv")
 def conv(ctx, node):
     context, args = conv_context(ctx, node)
-    return Kernel("conv.c.j2", context, args)
+    return Kernel("conv.c.j2", context, args, inplace=context["inplace"])
 
 
 @kernel("ConvTranspose")

@@ -52,7 +52,8 @@ def qconv(ctx, node):
     context.update(in_offset=-x_t.quant.zero_point[0], out_offset=y_t.quant.zero_point[0],
                    act_min=act_min, act_max=act_max)
     return Kernel("qconv.c.j2", context, args,
-                  tables=requant_tables(x_t, w_t, y_t, context["M"]), needs=HELPERS)
+                  tables=requant_tables(x_t, w_t, y_t, context["M"]), needs=HELPERS,
+                  inplace=context["inplace"])
 
 
 @kernel("QGemm")

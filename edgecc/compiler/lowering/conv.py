@@ -36,7 +36,31 @@ def _convt_macs(graph: Graph, node: Node) -> int:
     return int(np.prod(x)) * int(np.prod(w[1:]))
 
 
-ir_op("Conv", macs=_conv_macs)
+def depthwise_inplace_scratch(graph: Graph, node: Node) -> Optional[int]:
+    """Scratch bytes (one output channel plane) of the in-place variant of a 2-D NCHW
+    depthwise convolution (group == C_in == C_out), or None when it cannot run in place.
+
+    The variant computes output plane k (of N * C) into the scratch, reading only input plane
+    k, then copies it to output plane k's place in the shared buffer. With P = H * W input and
+    Q = H_out * W_out output elements per plane, Q <= P and equal element sizes, planes run
+    in increasing k: before step k the writes cover [0, k * Q) which lies below input plane k's
+    [k * P, (k + 1) * P), so plane k is still intact when read; step k writes
+    [k * Q, (k + 1) * Q), below (k + 1) * P, i.e. only over input planes <= k, none of which is
+    read again. So the result equals the out-of-place convolution for any stride, padding
+    (also per side, as on patch tiles) and dilation."""
+    x_t, w_t, y_t = (graph.types[t] for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if (len(node.attrs.kernel) != 2 or x_t.rank != 4 or y_t.rank != 4
+            or x_t.dtype.itemsize != y_t.dtype.itemsize):
+        return None
+    channels = x_t.shape[1]
+    if not (node.attrs.group == channels == y_t.shape[1] and w_t.shape[1] == 1):
+        return None
+    if y_t.shape[0] != x_t.shape[0] or y_t.shape[2] * y_t.shape[3] > x_t.shape[2] * x_t.shape[3]:
+        return None
+    return y_t.shape[2] * y_t.shape[3] * y_t.dtype.itemsize
+
+
+ir_op("Conv", macs=_conv_macs, inplace_scratch=depthwise_inplace_scratch)
 ir_op("ConvTranspose", macs=_convt_macs)
 
 

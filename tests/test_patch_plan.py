@@ -140,13 +140,12 @@ def test_mobilenetv2_035_patched_arena_and_bit_exact(mbv2, tmp_path):
 
 def test_mobilenetv2_035_float_input_bit_exact(mbv2, tmp_path):
     """The ORT QDQ model as is (float input, quantized tile by tile inside the stage): bit-exact.
-    Its C arena still holds the 248,832 B float image copied in by run(); planned as if the
-    input were read from the caller's buffer the arena is printed next to it."""
+    The float image is read in place from the caller's buffer (not in the arena)."""
     graph = optimize(mbv2)
     plan = plan_patches(graph, external_inputs=True)
     assert plan is not None and plan.arena_after <= 128 * KIB
-    print(f"\nMobileNetV2-0.35@144 float input: {plan.describe()}; C arena with the input "
-          f"copied in: {arena_of(graph):,} B -> {arena_of(plan.graph):,} B")
+    print(f"\nMobileNetV2-0.35@144 float input: {plan.describe()}; C arena "
+          f"{arena_of(graph):,} B -> {arena_of(plan.graph):,} B")
     feeds = [np.random.default_rng(4).standard_normal((1, 3, 144, 144)).astype(np.float32)]
     check_exact(graph, plan.graph, feeds, tmp_path)
 

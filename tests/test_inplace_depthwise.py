@@ -227,3 +227,18 @@ def test_cortex_m7_nhwc_convolutions_never_in_place(mbv2, no_inplace_conv):
     no_inplace_conv()
     assert compile_model(mbv2, target="cortex-m7").files == files
     assert compile_model(mbv2, target="cortex-m7", patch=True).files == patched.files
+
+
+@pytest.mark.parametrize("target", ["generic", "cortex-m7"])
+def test_mobilenetv2_residual_adds_into_dead_input(mbv2, target):
+    """Every residual add of MobileNetV2 writes its output over an input that dies there (the
+    elementwise in-place rule), on the portable and the CMSIS-NN build alike."""
+    result = compile_model(mbv2, target=target, patch=False)
+    g, plan = result.graph, result.plan
+    last_read = {t: i for i, n in enumerate(g.nodes) for t in n.inputs if t}
+    adds = [(i, n) for i, n in enumerate(g.nodes) if n.op == "QAdd"]
+    assert len(adds) == 10
+    for i, n in adds:
+        dead = [t for t in n.inputs if t in plan.offsets and last_read[t] == i
+                and t not in g.outputs]
+        assert any(plan.offset(t) == plan.offset(n.outputs[0]) for t in dead), n.name

@@ -122,15 +122,14 @@ def draw(path: str, layer, patched, title: str, sram: Optional[int] = None,
 
 def plot_analyze(path: str, model: str, target: str, kwargs: dict, result) -> None:
     """`edgecc analyze --plot`: ``result`` is the analyze command's CompileResult, compiled with
-    ``kwargs`` (compile_model's keywords, ``patch`` among them); the other series is compiled
-    here. Layer by layer is drawn even when it is over the SRAM budget (the point of the plot),
-    so its budget check is turned off by a budget no model reaches: with ``patch=False``,
-    compile_model uses ``sram`` only for that check."""
-    from .compiler.driver import compile_model
+    ``kwargs`` (compile_model's keywords, ``patch`` among them); the other series is built
+    here. Layer by layer is drawn even when it is over the SRAM budget (the point of the plot):
+    for a patched result it is driver.layer_by_layer's build of the same graph (no budget
+    check, no second import or calibration)."""
+    from .compiler.driver import compile_model, layer_by_layer
     require_matplotlib()
     if result.patch is not None:
-        layer = compile_model(model, target, **dict(kwargs, patch=False, sram=1 << 62))
-        patched = result
+        layer, patched = layer_by_layer(result), result
     else:
         layer = result
         patched = (None if kwargs.get("patch") is True else

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import model_zoo
-from onnx_helpers import quantize_ort
+from test_patch_plan import mbv2  # noqa: F401  (fixture: the onnxruntime QDQ model)
 from edgecc.cli.main import main
 from edgecc.compiler.budget import sram_needed
 from edgecc.compiler.driver import compile_model, optimize, smallest_reachable
@@ -20,15 +20,6 @@ from edgecc.runner import build_host, run_host
 KIB = 1024
 SRAM = 256 * KIB
 NAME = "mobilenetv2_035"
-
-
-@pytest.fixture(scope="module")
-def qdq(tmp_path_factory):
-    root = tmp_path_factory.mktemp("patch_mbv2_acceptance")
-    shape = model_zoo.INPUT_SHAPES[NAME]
-    model_zoo.build(NAME, str(root / "f.onnx"), seed=0)
-    calib = np.random.default_rng(0).standard_normal((8,) + shape[1:]).astype(np.float32)
-    return quantize_ort(str(root / "f.onnx"), str(root / "q.onnx"), "input", calib)
 
 
 def _inputs(n, seed):
@@ -44,9 +35,9 @@ def _report(tag, ref, got):
           f"{sram_needed(got.graph, got.plan):,} B")
 
 
-def test_generic_auto_patch_under_256k_bit_exact(qdq, tmp_path):
-    ref = compile_model(qdq, patch=False)
-    got = compile_model(qdq, sram=SRAM)
+def test_generic_auto_patch_under_256k_bit_exact(mbv2, tmp_path):
+    ref = compile_model(mbv2, patch=False)
+    got = compile_model(mbv2, sram=SRAM)
     _report("generic", ref, got)
     assert ref.plan.arena_bytes > SRAM - 8 * KIB  # layer by layer does not fit
     assert got.patch is not None and got.plan.arena_bytes <= 128 * KIB
@@ -61,11 +52,11 @@ def test_generic_auto_patch_under_256k_bit_exact(qdq, tmp_path):
 
 @pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")),
                     reason="needs arm-none-eabi-gcc and qemu-system-arm")
-def test_cortex_m7_auto_patch_under_256k_qemu(qdq, tmp_path):
+def test_cortex_m7_auto_patch_under_256k_qemu(mbv2, tmp_path):
     from edgecc.passes.patch_plan import is_tile_node
     from edgecc.targets.cortex_m import build_firmware, run_qemu
-    ref = compile_model(qdq, "cortex-m7", patch=False)  # fits the board's 320K by default
-    got = compile_model(qdq, "cortex-m7", sram=SRAM)
+    ref = compile_model(mbv2, "cortex-m7", patch=False)  # fits the board's 320K by default
+    got = compile_model(mbv2, "cortex-m7", sram=SRAM)
     _report("cortex-m7", ref, got)
     assert got.patch is not None and got.plan.arena_bytes <= 128 * KIB  # scratch included
     tile_ops = {n.op for n in got.graph.nodes if is_tile_node(n)}
@@ -84,17 +75,17 @@ def test_cortex_m7_auto_patch_under_256k_qemu(qdq, tmp_path):
     assert np.array_equal(outs["layer"], outs["patch"])
 
 
-def test_cli_sram_256k(qdq, capsys, tmp_path):
+def test_cli_sram_256k(mbv2, capsys, tmp_path):
     """`edgecc analyze --sram 256K` reports the plan it chose; `--no-patch` refuses the budget
     in one line that names the smallest SRAM reachable (the patched plan's)."""
     import json
-    assert main(["analyze", qdq, "--sram", "256K", "--json"]) == 0
+    assert main(["analyze", mbv2, "--sram", "256K", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["patch"] and info["totals"]["arena_bytes"] <= 128 * KIB
-    assert main([qdq, "--sram", "256K", "--no-patch", "-o", str(tmp_path / "o")]) == 2
+    assert main([mbv2, "--sram", "256K", "--no-patch", "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "B over --sram 262,144 B" in err, err
-    arena, plan = smallest_reachable(optimize(qdq), "generic")  # at any cost in MACs
+    arena, plan = smallest_reachable(optimize(mbv2), "generic")  # at any cost in MACs
     assert plan is not None and arena <= info["totals"]["arena_bytes"]
     reach = arena + 1000 * 4 + 8 * KIB  # arena + float logits + stack
     assert f"smallest reachable: {reach:,} B" in err and "with --patch (grid " in err, err

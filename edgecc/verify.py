@@ -1,4 +1,5 @@
-"""edgecc verify: build the generated C, run it, and compare with onnxruntime.
+"""edgecc verify: build the generated C, run it, and compare with the reference: onnxruntime,
+made exact where its integer kernels depend on the CPU (reference.py).
 
 Tolerance (float): every element within ``tol * max|reference|`` of onnxruntime's output
 (relative to the largest magnitude in that output). Reported per output: max abs error,
@@ -15,7 +16,7 @@ import glob
 import os
 import tempfile
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnx
@@ -25,6 +26,7 @@ from .compiler.driver import compile_model
 from .compiler.loader import read_model
 from .errors import EdgeccError
 from .ir import Graph
+from .reference import ReferenceSession
 from .runner import build_host, read_trace, run_host
 
 
@@ -152,28 +154,19 @@ def load_inputs(spec: Optional[str], graph: Graph, seed: int = 0) -> List[Dict[s
     return [{n: arrays[n][k] for n in names} for k in range(samples or 1)] if names else [{}]
 
 
-def onnxruntime_run(model: onnx.ModelProto, feed: Dict[str, np.ndarray],
-                    extra_outputs: Dict[str, int] = None) -> Dict[str, np.ndarray]:
-    """Run onnxruntime (graph optimizations off); extra_outputs: name -> ONNX elem type."""
-    import onnxruntime as ort
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    have = {o.name for o in m.graph.output}
-    for name, elem in (extra_outputs or {}).items():
-        if name not in have:
-            m.graph.output.append(helper.make_tensor_value_info(name, elem, None))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    names = [o.name for o in sess.get_outputs()]
-    values = sess.run(names, {k: v for k, v in feed.items()})
-    return dict(zip(names, values))
+def reference_run(model: onnx.ModelProto, feed: Dict[str, np.ndarray],
+                  extra_outputs: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+    """The reference's outputs (and ``extra_outputs``) by name: onnxruntime, graph
+    optimizations off, with the integer ops whose onnxruntime value depends on the CPU computed
+    exactly (reference.py)."""
+    return ReferenceSession(model, extra_outputs).run(feed)
 
 
 def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
            per_layer: bool = False, input_shapes=None, tol: float = 1e-4,
            sanitize: bool = False, workdir: Optional[str] = None, result=None):
-    """Returns (output comparisons over all samples, per-layer comparisons on the first)."""
+    """Returns (output comparisons over all samples, per-layer comparisons on the first, the
+    reference's note: reference.py)."""
     result = result or compile_model(path, target, input_shapes)
     graph = result.graph
     samples = load_inputs(inputs, graph)
@@ -192,15 +185,15 @@ def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
                 traced = read_trace(graph, trace_dir)
     layer_names = [n for n in traced if n in onnx_names and n not in graph.outputs]
     ref_all = []
-    for k, feed in enumerate(samples):
-        extra = {n: graph.types[n].dtype.onnx_type for n in layer_names} if k == 0 else {}
-        with onnxruntime_errors(path, only_onnxruntime=False):
-            ref_all.append(onnxruntime_run(model, feed, extra))
+    with onnxruntime_errors(path, only_onnxruntime=False):
+        sess = ReferenceSession(model, layer_names)
+        for feed in samples:
+            ref_all.append(sess.run(feed))
     outputs = [compare_samples(n, [got[i] for got in got_all], [r[n] for r in ref_all], tol)
                for i, n in enumerate(graph.outputs)]
     layers = [compare(n, traced[n], ref_all[0][n], tol) for n in layer_names
               if n in ref_all[0]]
-    return outputs, layers
+    return outputs, layers, sess.note()
 
 
 DEFAULT_MIN_SQNR = 20.0
@@ -229,9 +222,9 @@ def verify_report(path: str, target: str = "generic", inputs: Optional[str] = No
     quantize = compile_options.get("quantize")
     result = compile_model(path, target, input_shapes, **compile_options)
     if not quantize and not q.has_integer_ops(result.graph):
-        outputs, layers = verify(path, target, inputs, per_layer, input_shapes, tol, sanitize,
-                                 workdir, result=result)
-        return format_report(outputs, layers, tol), all(c.ok for c in outputs)
+        outputs, layers, note = verify(path, target, inputs, per_layer, input_shapes, tol,
+                                       sanitize, workdir, result=result)
+        return format_report(outputs, layers, tol, note), all(c.ok for c in outputs)
     samples = load_inputs(inputs, result.graph)
     model = read_model(path)
     with tempfile.TemporaryDirectory(prefix="edgecc-verify-") as tmp:
@@ -244,7 +237,8 @@ def verify_report(path: str, target: str = "generic", inputs: Optional[str] = No
     return q.format_quant_report(rep, per_layer), rep.ok
 
 
-def format_report(outputs: List[Comparison], layers: List[Comparison], tol: float) -> str:
+def format_report(outputs: List[Comparison], layers: List[Comparison], tol: float,
+                  note: str = "") -> str:
     head = f"{'tensor':<40} {'max abs err':>12} {'max rel err':>12} {'cosine':>10}  status"
     lines = []
     if layers:
@@ -256,6 +250,7 @@ def format_report(outputs: List[Comparison], layers: List[Comparison], tol: floa
               f"|edgecc - ort| <= {tol:g} * max|ort|):", head]
     lines += [_row(c) for c in outputs]
     ok = all(c.ok for c in outputs)
+    lines += [note] if note else []
     lines.append("verify: PASS" if ok else "verify: FAIL")
     return "\n".join(lines)
 

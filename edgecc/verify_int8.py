@@ -24,6 +24,7 @@ import onnx
 
 from .ir import DType, Graph, Node
 from .passes.memory_plan import plan_memory
+from .reference import ReferenceSession
 from .runner import build_host, run_host
 from .verify_int8_report import (INT_DTYPES, OutputStats, format_quant_report,  # noqa: F401
                                  output_lsb, output_stats, sqnr_db)
@@ -68,32 +69,6 @@ def is_integer_node(graph: Graph, node: Node) -> bool:
 
 def has_integer_ops(graph: Graph) -> bool:
     return any(is_integer_node(graph, n) for n in graph.nodes)
-
-
-# -- onnxruntime ---------------------------------------------------------------------------
-
-class OrtSession:
-    """One onnxruntime session (graph optimizations off, so every tensor asked for exists and
-    is computed as the ONNX graph says), with extra intermediate tensors as outputs."""
-
-    def __init__(self, model: onnx.ModelProto, extra: Sequence[str] = ()):
-        import onnxruntime as ort
-        m = onnx.ModelProto()
-        m.CopyFrom(model)
-        have = {o.name for o in m.graph.output} | {i.name for i in m.graph.input}
-        for name in dict.fromkeys(extra):
-            if name not in have:  # untyped: onnxruntime knows the type
-                m.graph.output.append(onnx.ValueInfoProto(name=name))
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        so.log_severity_level = 3
-        self.sess = ort.InferenceSession(m.SerializeToString(), so,
-                                         providers=["CPUExecutionProvider"])
-        self.names = [o.name for o in self.sess.get_outputs()]
-
-    def run(self, feed: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """The outputs (and extra tensors) by name, the inputs included."""
-        return dict(feed, **dict(zip(self.names, self.sess.run(self.names, feed))))
 
 
 def onnx_tensor_names(model: onnx.ModelProto) -> set:
@@ -249,13 +224,15 @@ def check_layers(graph: Graph, chunk_builds, refs: List[Dict[str, np.ndarray]],
 # -- the two checks ---------------------------------------------------------------------------
 
 def _ort_refs(model, samples, extra: Sequence[str], first: int):
-    """onnxruntime's values: with the ``extra`` tensors for the first samples only."""
-    sess = OrtSession(model, extra)
+    """The reference's values (reference.py: onnxruntime, exact where its integer kernels
+    depend on the CPU), with the ``extra`` tensors for the first samples only; and the
+    reference's one-line note ("" when onnxruntime alone decided)."""
+    sess = ReferenceSession(model, extra)
     refs = [sess.run(feed) for feed in samples[:first]]
     if len(samples) > first:
-        plain = OrtSession(model)
+        plain = sess if sess.per_node else ReferenceSession(model)
         refs += [plain.run(feed) for feed in samples[first:]]
-    return refs
+    return refs, sess.note()
 
 
 def layer_report(result, regions, refs, samples, workdir: str, tol: float, sanitize: bool,
@@ -298,9 +275,11 @@ def verify_quantized(result, model: onnx.ModelProto, samples, workdir: str, tol:
     graph = result.graph
     regions = layer_regions(graph, onnx_tensor_names(model))
     extra = [n for r in regions for n in r.inputs + r.outputs]
-    refs = _ort_refs(model, samples, extra, layer_samples)
-    return layer_report(result, regions, refs, samples, workdir, tol, sanitize, workers,
-                        layer_samples, layer_programs, "every integer layer")
+    refs, note = _ort_refs(model, samples, extra, layer_samples)
+    rep = layer_report(result, regions, refs, samples, workdir, tol, sanitize, workers,
+                       layer_samples, layer_programs, "every integer layer")
+    rep.notes += [note] if note else []
+    return rep
 
 
 def verify_ptq(result, model: onnx.ModelProto, samples, workdir: str, min_sqnr: float,
@@ -319,7 +298,7 @@ def verify_ptq(result, model: onnx.ModelProto, samples, workdir: str, min_sqnr: 
                 q = graph.types[o].quant if o else None
                 if base in known and q is not None and len(q.scale) == 1:
                     stands_for[o] = base
-    refs = _ort_refs(model, samples, list(stands_for.values()), 1)
+    refs, note = _ort_refs(model, samples, list(stands_for.values()), 1)
     build = build_programs([(result.files, graph, result.prefix)], workdir, sanitize, 1,
                            trace=per_layer)[0]
     gots, traced = [], {}
@@ -329,7 +308,7 @@ def verify_ptq(result, model: onnx.ModelProto, samples, workdir: str, min_sqnr: 
                              trace_dir=trace_dir))
         if trace_dir:
             traced = read_trace(graph, trace_dir)
-    rep = QuantReport("ptq", got=gots)
+    rep = QuantReport("ptq", got=gots, notes=[note] if note else [])
     for k, n in enumerate(graph.nodes):
         for o in n.outputs:
             if o in stands_for and o in traced and stands_for[o] in refs[0]:

@@ -2,7 +2,8 @@
 # Install what edgecc needs on Debian (as root) into ./.venv.
 #   bash scripts/setup.sh          runtime deps (compile + verify) and the Cortex-M toolchain
 #                                  (arm-none-eabi-gcc, newlib, qemu-system-arm)
-#   bash scripts/setup.sh test     also the test deps (pytest, torch CPU, scikit-learn, cmake)
+#   bash scripts/setup.sh test     also the test deps (pytest, torch CPU, scikit-learn, cmake),
+#                                  at the versions in scripts/constraints-test.txt
 # System packages come from apt-get, only when missing (so non-root runs work when they are
 # already installed).
 set -euo pipefail
@@ -45,7 +46,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 if [ "$extra" = "test" ]; then
-    .venv/bin/python -m pip install -q -e ".[test]"
+    # Pinned: the versions the suite last passed with (onnx, onnxruntime, torch and the rest).
+    .venv/bin/python -m pip install -q -c scripts/constraints-test.txt -e ".[test]"
 else
     .venv/bin/python -m pip install -q -e .
 fi

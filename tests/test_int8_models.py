@@ -23,7 +23,9 @@ from onnx_helpers import quantize_ort, trained_digits_onnx
 from edgecc.cli.main import main
 from edgecc.compiler.driver import compile_model
 from edgecc.compiler.registry import op_info
+from edgecc.reference import ReferenceSession
 from edgecc.verify_int8 import format_quant_report, is_integer_node, verify_quantized
+from edgecc.verify_int8_report import output_lsb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = trained_digits_onnx()  # trained on load_digits in this test run
@@ -102,23 +104,53 @@ def test_zoo_qdq_layers_within_one_lsb_of_onnxruntime(name, qdq, tmp_path):
     check_model(path, zoo_samples(name, result.graph), tmp_path, result=result)
 
 
+def top1_margin_check(outputs, refs, lsb: float, max_lsb: float):
+    """Top-1 must agree on every sample whose reference top-1 leads its runner-up by more
+    than 2 * max_lsb LSB (edgecc's outputs are within max_lsb of the reference's, so no tie
+    can flip there); returns (agreement overall, agreement on those samples, their count)."""
+    ours = np.array([np.argmax(o) for o in outputs])
+    ref = np.array([np.argmax(r) for r in refs])
+    top2 = np.array([np.sort(np.ravel(r))[-2:] for r in refs])
+    clear = (top2[:, 1] - top2[:, 0]) / lsb > 2 * max_lsb
+    return float(np.mean(ours == ref)), float(np.mean((ours == ref)[clear])), int(clear.sum())
+
+
 def test_digits_qdq_layers_and_heldout_top1(qdq, tmp_path):
-    """All held-out images: per layer on every one of them; top-1 agreement >= 99% with
-    onnxruntime's QDQ run (the graph as written, and with onnxruntime's own optimizations,
-    which fuse the QDQ pattern into its integer kernels)."""
+    """All held-out images: per layer on every one of them; top-1 against the reference (the
+    QDQ graph as written, run by onnxruntime) and against onnxruntime's optimized session
+    (which fuses the QDQ pattern into its integer kernels). Criterion (no fixed share): top-1
+    agrees on every image whose reference top-1 leads by more than twice the largest output
+    difference measured in the same run; where the lead is smaller a 1-LSB requantization
+    difference may flip it. The optimized session is held to that only where onnxruntime's
+    integer kernels are exact (reference.integer_kernels_exact(): not on AVX2 without VNNI,
+    whose u8 x s8 pair sums saturate, so its logits can be off by more than rounding)."""
     import onnxruntime as ort
+    from edgecc.reference import integer_kernels_exact
     path = qdq("digits")
     x_test = digits_split()[1]
     samples = [{"image": x[None]} for x in x_test]
-    _, rep = check_model(path, samples, tmp_path, layer_samples=len(samples))
-    assert len(x_test) == rep.outputs[0].samples >= 390
-    assert rep.outputs[0].top1 >= 0.99
+    result, rep = check_model(path, samples, tmp_path, layer_samples=len(samples))
+    out = rep.outputs[0]
+    assert len(x_test) == out.samples >= 390
+    lsb = output_lsb(result.graph, result.graph.outputs[0])[0]
+    refs = ReferenceSession(onnx.load(path)).run
+    ref_logits = [refs(s)[result.graph.outputs[0]] for s in samples]
+    ours = [g[0] for g in rep.got]
+    agree, clear_agree, clear = top1_margin_check(ours, ref_logits, lsb, out.max_diff)
+    print(f"top-1 agreement with the reference: {100 * agree:.2f}%; on the {clear} images "
+          f"leading by > {2 * out.max_diff:g} LSB: {100 * clear_agree:.2f}%")
+    assert agree == out.top1 and clear >= 350 and clear_agree == 1.0
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    fused = np.array([np.argmax(sess.run(None, s)[0]) for s in samples])
-    ours = np.array([np.argmax(g[0]) for g in rep.got])
-    agree = float(np.mean(fused == ours))
-    print(f"top-1 agreement with onnxruntime (default optimizations): {100 * agree:.2f}%")
-    assert agree >= 0.99
+    fused = [sess.run(None, s)[0] for s in samples]
+    diff = max(float(np.max(np.abs(f - r))) / lsb for f, r in zip(fused, ref_logits))
+    f_agree, f_clear_agree, f_clear = top1_margin_check(ours, fused, lsb, out.max_diff + diff)
+    exact = integer_kernels_exact()
+    print(f"onnxruntime (default optimizations; integer kernels exact on this CPU: {exact}): "
+          f"top-1 agreement {100 * f_agree:.2f}%, its logits up to {diff:.0f} LSB from the "
+          f"reference; on the {f_clear} images leading by more than that: "
+          f"{100 * f_clear_agree:.2f}%")
+    if exact:
+        assert f_clear_agree == 1.0
 
 
 @pytest.mark.parametrize("name,per_channel,activation,fmt", [
@@ -141,10 +173,23 @@ def test_ort_quantized_variants_layers_within_one_lsb(name, per_channel, activat
     else:
         samples = zoo_samples(name, result.graph)
     _, rep = check_model(path, samples, tmp_path, result=result)
+    if fmt == "QOperator":  # QLinearConv & co: computed exactly, and verify says so
+        from edgecc.reference import integer_kernels_exact
+        note = [n for n in rep.notes if n.startswith("reference: ")]
+        assert note and "computed exactly in numpy" in note[0], rep.notes
+        if activation == "QUInt8" and not integer_kernels_exact():
+            print(note[0])
+            assert "saturate on this CPU" in note[0] and "exact reference decided" in note[0]
     if activation == "QUInt8":
         assert any(result.graph.types[c.tensor].dtype.name == "UINT8" for c in rep.layers)
     if name == "digits":
-        assert rep.outputs[0].top1 >= 0.99
+        out = rep.outputs[0]
+        ref = ReferenceSession(onnx.load(path))
+        logits = [ref.run(s)[result.graph.outputs[0]] for s in samples]
+        lsb = output_lsb(result.graph, result.graph.outputs[0])[0]
+        _, clear_agree, clear = top1_margin_check([g[0] for g in rep.got], logits, lsb,
+                                                  out.max_diff)
+        assert clear >= 24 and clear_agree == 1.0
 
 
 def test_movement_ops_and_concat_requantization(tmp_path):

@@ -11,7 +11,7 @@ import model_zoo
 from edgecc.analyze import analysis
 from edgecc.compiler.driver import compile_model
 from edgecc.runner import build_host, run_host
-from edgecc.verify import compare, onnxruntime_run
+from edgecc.verify import compare, reference_run
 
 TOL = 1e-4
 
@@ -43,7 +43,7 @@ def test_model_matches_onnxruntime(name, keep_bn, zoo, tmp_path):
     x = rng.standard_normal(model_zoo.INPUT_SHAPES[name]).astype(np.float32)
     build = build_host(result.files, g, result.prefix, str(tmp_path), sanitize=True, opt="-O1")
     (got,) = run_host(build, [x])
-    ref = onnxruntime_run(onnx.load(path), {g.inputs[0]: x})[g.outputs[0]]
+    ref = reference_run(onnx.load(path), {g.inputs[0]: x})[g.outputs[0]]
     c = compare(g.outputs[0], got, ref, TOL)
     assert c.ok, f"{name}: max error {c.max_rel:.2e} x max|ref| > {TOL}"
     assert c.cosine > 0.99999

@@ -33,7 +33,8 @@ def render_harness(prefix: str, n_inputs: int, n_outputs: int) -> str:
 
 def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
                sanitize: bool = False, opt: str = "-O2", cc: str = "gcc",
-               trace: bool = False) -> HostBuild:
+               trace: bool = False, cflags: Sequence[str] = ()) -> HostBuild:
+    """Compile the sources and the host harness; ``cflags``: extra compiler flags."""
     if shutil.which(cc) is None:
         raise EdgeccError(f"C compiler '{cc}' not found (install gcc)")
     os.makedirs(workdir, exist_ok=True)
@@ -48,7 +49,7 @@ def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
     exe = os.path.join(workdir, f"{prefix}_host")
     include = [f"-I{os.path.join(workdir, d)}" for d in sorted({os.path.dirname(n) for n in files})
                if d]
-    cmd = [cc, *WARNINGS, opt, *include, *(SANITIZE if sanitize else []),
+    cmd = [cc, *WARNINGS, opt, *cflags, *include, *(SANITIZE if sanitize else []),
            *(["-DEDGECC_TRACE"] if trace else []), "-o", exe, *sources, "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

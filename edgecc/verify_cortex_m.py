@@ -118,10 +118,13 @@ def verify_quantized_target(result, model: onnx.ModelProto, samples, workdir: st
     stand = stand_ins(graph, onnx_tensor_names(model))
     regions = layer_regions(graph, set(stand))
     extra = [stand[n][0] for r in regions for n in r.inputs + r.outputs]
-    refs = [with_graph_names(r, stand) for r in _ort_refs(model, samples, extra, layer_samples)]
-    return layer_report(result, regions, refs, samples, workdir, tol, sanitize, workers,
-                        layer_samples, layer_programs,
-                        f"every integer layer of the {result.target} graph")
+    refs, note = _ort_refs(model, samples, extra, layer_samples)
+    refs = [with_graph_names(r, stand) for r in refs]
+    rep = layer_report(result, regions, refs, samples, workdir, tol, sanitize, workers,
+                       layer_samples, layer_programs,
+                       f"every integer layer of the {result.target} graph")
+    rep.notes += [note] if note else []
+    return rep
 
 
 # -- firmware runs ----------------------------------------------------------------------------
@@ -228,6 +231,70 @@ def run_firmware(result, samples: Sequence[Dict[str, np.ndarray]], workdir: str,
     return runs
 
 
+@dataclass
+class FirstDifference:
+    """Where a firmware run first leaves the host build of the same sources."""
+    tensor: str                # the first layer output (in execution order) that differs
+    op: str                    # the IR op that computed it
+    layer: int                 # its position among the traced layer outputs
+    index: tuple               # the first differing element (multi-index, memory order)
+    firmware: object
+    host: object
+    count: int                 # differing elements in that tensor
+    elements: int
+
+    def describe(self) -> str:
+        return (f"first difference at layer {self.layer} '{self.tensor}' ({self.op}): "
+                f"element {list(self.index)} firmware {self.firmware} vs host {self.host} "
+                f"({self.count} of {self.elements} elements differ)")
+
+
+def compare_traces(graph: Graph, firmware: Sequence[Tuple[str, bytes]],
+                   host: Dict[str, np.ndarray]) -> Optional[FirstDifference]:
+    """The first traced layer output whose firmware bytes differ from the host build's."""
+    producers = graph.producers()
+    for k, (name, raw) in enumerate(firmware):
+        want = host.get(name)
+        if want is None or name not in graph.types:
+            continue
+        t = graph.types[name]
+        got = np.frombuffer(raw, dtype=t.dtype.np_dtype)
+        if got.size != want.size:
+            return FirstDifference(name, producers[name].op, k, (), f"{len(raw)} bytes",
+                                   f"{want.nbytes} bytes", want.size, want.size)
+        got = got.reshape(want.shape)
+        diff = got.view(np.uint8).reshape(-1, got.itemsize) != np.ascontiguousarray(
+            want).view(np.uint8).reshape(-1, want.itemsize)
+        bad = np.flatnonzero(diff.any(axis=1))
+        if bad.size:
+            idx = np.unravel_index(int(bad[0]), want.shape)
+            return FirstDifference(name, producers[name].op if name in producers else "?", k,
+                                   tuple(int(i) for i in idx), got[idx].item(),
+                                   want[idx].item(), int(bad.size), int(want.size))
+    return None
+
+
+def locate_difference(result, sample: Dict[str, np.ndarray], workdir: str,
+                      sram: Optional[int], flash: Optional[int],
+                      stack: Optional[int]) -> Optional[FirstDifference]:
+    """Builds the firmware and the host program with -DEDGECC_TRACE, runs both on ``sample``
+    and compares every layer output in execution order."""
+    from .runner import read_trace
+    from .targets.cortex_m import DEFAULT_STACK, build_firmware, run_qemu
+    graph = result.graph
+    arrays = [np.asarray(sample[n]).astype(graph.types[n].dtype.np_dtype).reshape(
+        graph.types[n].shape) for n in graph.inputs]
+    fw = build_firmware(result.files, os.path.join(workdir, "firmware_trace"), result.target,
+                        sram, flash, arrays, stack=DEFAULT_STACK if stack is None else stack,
+                        defines=["EDGECC_TRACE"])
+    q = run_qemu(fw.elf, result.target, timeout=600)
+    build = build_host(result.files, graph, result.prefix, os.path.join(workdir, "host_trace"),
+                       trace=True)
+    trace_dir = os.path.join(workdir, "host_trace", "trace")
+    run_host(build, arrays, tag="trace", trace_dir=trace_dir)
+    return compare_traces(graph, q.traces, read_trace(graph, trace_dir))
+
+
 def bit_exact(firmware: Sequence[np.ndarray], host: Sequence[np.ndarray]) -> bool:
     return len(firmware) == len(host) and all(
         a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
@@ -255,6 +322,7 @@ class CortexMReport:
     float_text: str = ""               # float graphs: verify.format_report's text
     float_ok: bool = True
     ok: bool = False
+    difference: Optional[FirstDifference] = None  # the first sample that is not bit-exact
 
     @property
     def instructions(self) -> Optional[int]:
@@ -321,9 +389,10 @@ def verify_cortex_m(path: str, target: str, inputs: Optional[str] = None,
             build = build_host(result.files, graph, result.prefix, host_dir, sanitize=sanitize)
             host = [run_host(build, [s[n] for n in graph.inputs], tag=f"h{k}")
                     for k, s in enumerate(qemu_samples)]
-            outputs, layers = verify(path, target, inputs, per_layer, input_shapes, tol,
-                                     sanitize, os.path.join(wd, "float"), result=result)
-            float_text, float_ok = format_report(outputs, layers, tol), all(c.ok for c in outputs)
+            outputs, layers, note = verify(path, target, inputs, per_layer, input_shapes, tol,
+                                           sanitize, os.path.join(wd, "float"), result=result)
+            float_text, float_ok = (format_report(outputs, layers, tol, note),
+                                    all(c.ok for c in outputs))
     totals = analysis(result)["totals"]
     stats = result.const_bytes or {}
     mode = "ptq" if quantize else ("int8" if quant is not None else "float")
@@ -336,6 +405,12 @@ def verify_cortex_m(path: str, target: str, inputs: Optional[str] = None,
                         int(totals["macs"]), result.plan.arena_bytes, stack,
                         int(stats.get("weights_bytes", 0)), int(stats.get("table_bytes", 0)),
                         checked, quant, float_text, float_ok)
+    if not all(rep.bit_exact):
+        with tempfile.TemporaryDirectory(prefix="edgecc-verify-m-") as tmp:
+            rep.difference = locate_difference(
+                result, qemu_samples[rep.bit_exact.index(False)],
+                os.path.join(workdir or tmp, "difference"), compile_options.get("sram"), flash,
+                stack)
     rep.ok = (len(rep.bit_exact) == len(qemu_samples) and all(rep.bit_exact)
               and (quant.ok if quant is not None else float_ok))
     return rep
@@ -349,6 +424,11 @@ def format_cortex_m_report(rep: CortexMReport, per_layer: bool = False) -> str:
     lines.append(f"firmware vs host build of the same sources: {same} of {rep.qemu_samples} "
                  f"sample{'s' if rep.qemu_samples != 1 else ''} bit-exact ({how})"
                  + ("" if same == rep.qemu_samples else "  MISMATCH"))
+    if rep.difference is not None:
+        lines.append(f"  sample {rep.bit_exact.index(False)}, both built with -DEDGECC_TRACE: "
+                     + rep.difference.describe())
+    elif same != rep.qemu_samples:
+        lines.append("  every traced layer output is bit-exact; only the outputs differ")
     lines.append("")
     lines.append(f"== host build vs onnxruntime: checked {rep.checked_graph}")
     if rep.quant is not None:

@@ -1,7 +1,11 @@
 import os
 import sys
 
+import numpy as np
+import pytest
+
 sys.path.insert(0, os.path.dirname(__file__))
+
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -15,3 +19,28 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"ONNX node tests: {passed} of {total} pass ({failed} fail, {xfailed} expected "
             f"failures in the ledger, {skipped} use ops outside the required set)")
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory):
+    """zoo(name) -> dict(float=path, qdq=path, calib=npz path), made once per session: a
+    tests/model_zoo.py architecture, and its onnxruntime QDQ quantization (per-channel QInt8,
+    calibrated on 8 random N(0, 1) inputs, seed 0)."""
+    root = tmp_path_factory.mktemp("cortex_m_zoo")
+    cache = {}
+
+    def get(name):
+        import model_zoo  # torch: only for the tests that use the zoo
+        from onnx_helpers import quantize_ort
+        if name not in cache:
+            float_path = model_zoo.build(name, str(root / f"{name}.onnx"), seed=0)
+            shape = model_zoo.INPUT_SHAPES[name]
+            calib = np.random.default_rng(0).standard_normal((8,) + shape[1:]).astype(
+                np.float32)
+            npz = str(root / f"{name}_calib.npz")
+            np.savez(npz, input=calib)
+            cache[name] = dict(float=float_path, calib=npz,
+                               qdq=quantize_ort(float_path, str(root / f"{name}_qdq.onnx"),
+                                                "input", calib))
+        return cache[name]
+    return get

@@ -13,12 +13,16 @@ import torch
 from torch import nn
 
 NAMES = ["resnet8", "dscnn", "mobilenetv1_025", "autoencoder", "mobilenetv2_035"]
+EDGE_NAMES = ["mobilenetv3_small_050", "shufflenetv2_050", "ghostnet_050"]  # model_zoo_edge.py
 INPUT_SHAPES = {
     "resnet8": (1, 3, 32, 32),
     "dscnn": (1, 1, 49, 10),
     "mobilenetv1_025": (1, 3, 96, 96),
     "autoencoder": (1, 640),
     "mobilenetv2_035": (1, 3, 144, 144),
+    "mobilenetv3_small_050": (1, 3, 96, 96),
+    "shufflenetv2_050": (1, 3, 96, 96),
+    "ghostnet_050": (1, 3, 96, 96),
 }
 
 
@@ -119,13 +123,20 @@ _BUILDERS = {"resnet8": resnet8, "dscnn": dscnn, "mobilenetv1_025": mobilenetv1_
              "autoencoder": autoencoder, "mobilenetv2_035": mobilenetv2_035}
 
 
+def _builders():
+    import model_zoo_edge
+    return dict(_BUILDERS, **model_zoo_edge.BUILDERS)
+
+
 def make_model(name, seed=0):
-    """Torch model `name` in eval mode, random weights and seeded non-trivial BN statistics."""
-    if name not in _BUILDERS:
-        raise KeyError(f"unknown model {name!r}; choose from {NAMES}")
+    """Torch model `name` (NAMES, or model_zoo_edge's) in eval mode, random weights and seeded
+    non-trivial BN statistics."""
+    builders = _builders()
+    if name not in builders:
+        raise KeyError(f"unknown model {name!r}; choose from {sorted(builders)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _BUILDERS[name]()
+        model = builders[name]()
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for m in model.modules():

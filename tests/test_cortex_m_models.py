@@ -2,7 +2,8 @@
 of tests/model_zoo.py.
 
 Each model is quantized twice: by onnxruntime (``quantize_static``, QDQ, per-channel QInt8
-weights, QInt8 activations, calibrated on CALIB random N(0, 1) inputs) and by edgecc's own PTQ
+weights, QInt8 activations, calibrated on 8 random N(0, 1) inputs:
+conftest.py's zoo) and by edgecc's own PTQ
 (``compile_model(float_path, target, quantize="int8", calib=npz)`` on the same inputs). Both
 are compiled for the target (NHWC int8 layers calling CMSIS-NN, linked with edgecc's
 runtime_c/cmsis_nn/), built into firmware with arm-none-eabi-gcc -Wall -Wextra -Werror, and
@@ -30,7 +31,6 @@ import numpy as np
 import pytest
 
 import model_zoo
-from onnx_helpers import quantize_ort
 from edgecc.cli.main import main
 from edgecc.compiler.driver import compile_model
 from edgecc.errors import EdgeccError
@@ -43,11 +43,11 @@ if MISSING:
     pytest.skip(f"{' and '.join(MISSING)} not installed (apt-get install gcc-arm-none-eabi "
                 "libnewlib-arm-none-eabi qemu-system-arm)", allow_module_level=True)
 
-CALIB = 8     # calibration inputs (seed 0)
 SAMPLES = 4   # compared inputs (seed 100), each one QEMU run
 KB = 1024
 # model -> compile options beyond the target's default budget
-BUDGET = {"mobilenetv2_035": dict(flash=4096 * KB)}
+BUDGET = {"mobilenetv2_035": dict(flash=4096 * KB),
+          **{name: dict(flash=4096 * KB) for name in model_zoo.EDGE_NAMES}}
 # CMSIS-NN s8 calls each model's code must make (per-channel fully connected layers are
 # 1x1 convolutions: CMSIS-NN v6 has no per-channel arm_fully_connected_s8)
 CMSIS_CALLS = {"resnet8": ("arm_convolve_wrapper_s8",),
@@ -57,29 +57,8 @@ CMSIS_CALLS = {"resnet8": ("arm_convolve_wrapper_s8",),
                "mobilenetv2_035": ("arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8")}
 # models whose output differs between samples (with random weights, the outputs of DS-CNN and
 # MobileNetV1 hardly depend on the input; their inner layers do, and are checked one by one)
-VARYING = ("resnet8", "autoencoder", "mobilenetv2_035")
+VARYING = ("resnet8", "autoencoder", "mobilenetv2_035", *model_zoo.EDGE_NAMES)
 SUMMARY = []
-
-
-@pytest.fixture(scope="session")
-def zoo(tmp_path_factory):
-    """zoo(name) -> dict(float=path, qdq=path, calib=npz path), made once per session."""
-    root = tmp_path_factory.mktemp("cortex_m_zoo")
-    cache = {}
-
-    def get(name):
-        if name not in cache:
-            float_path = model_zoo.build(name, str(root / f"{name}.onnx"), seed=0)
-            shape = model_zoo.INPUT_SHAPES[name]
-            calib = np.random.default_rng(0).standard_normal((CALIB,) + shape[1:]).astype(
-                np.float32)
-            npz = str(root / f"{name}_calib.npz")
-            np.savez(npz, input=calib)
-            cache[name] = dict(float=float_path, calib=npz,
-                               qdq=quantize_ort(float_path, str(root / f"{name}_qdq.onnx"),
-                                                "input", calib))
-        return cache[name]
-    return get
 
 
 @pytest.fixture(scope="session")
@@ -154,6 +133,16 @@ def test_cortex_m7(verified, zoo, name, variant):
     assert rep.sram <= BOARDS["cortex-m7"].default_sram  # the default 320K, MobileNetV2 too
     if name != "mobilenetv2_035":  # built with --flash 4M
         assert rep.flash <= BOARDS["cortex-m7"].default_flash
+
+
+@pytest.mark.parametrize("name", model_zoo.EDGE_NAMES)
+def test_cortex_m7_edge_architectures(verified, name):
+    """Issue 9: MobileNetV3-Small-0.5 (SE, hard-swish), ShuffleNetV2-x0.5 (split, concat,
+    channel shuffle) and GhostNet-0.5 (ghost modules, SE), QDQ per-channel: the firmware is
+    bit-exact with the host build on every sample (ShuffleNetV2 and GhostNet were not before
+    -fno-ipa-cp: arm-none-eabi-gcc 12.2.1 dropped calls to transposes, test_portable_c.py)
+    and every layer is within 1 LSB of the reference."""
+    check(verified(name, "qdq", "cortex-m7"), name, "qdq")
 
 
 @pytest.mark.parametrize("variant", ["qdq", "ptq"])
@@ -233,6 +222,36 @@ def test_cli_verify(zoo, tmp_path, capsys):
     assert re.search(r"flash +[\d,]+ B", out) and re.search(r"SRAM +[\d,]+ B", out)
     assert re.search(r"[\d,]+ instructions per inference.*per MAC", out)
     assert out.rstrip().endswith("verify: PASS")
+
+
+def test_first_firmware_difference_is_named(zoo, tmp_path):
+    """Issue 9, acceptance 3: when the firmware leaves the host build, verify names the first
+    layer and element that differ. Injected: model.c flips bit 0 of one element of one layer's
+    output on Arm only (``#ifdef __arm__``), right after that layer; verify rebuilds both with
+    -DEDGECC_TRACE, runs them layer by layer and must point at exactly that element."""
+    path = zoo("resnet8")["qdq"]
+    result = compile_model(path, "cortex-m7")
+    code = result.files["model.c"]
+    traces = re.findall(r'EDGECC_TRACE_TENSOR\("([^"]+)", model_arena \+ (\d+)u, (\d+)u\);', code)
+    name, offset, size = traces[-3]  # a late layer: the flip reaches the output
+    element = int(size) // 3
+    line = f'EDGECC_TRACE_TENSOR("{name}", model_arena + {offset}u, {size}u);'
+    result.files["model.c"] = code.replace(line, "#ifdef __arm__\n    model_arena["
+                                           f"{int(offset) + element}u] ^= 1u;\n#endif\n    "
+                                           + line, 1)
+    shape = model_zoo.INPUT_SHAPES["resnet8"]
+    samples = [{"input": np.random.default_rng(3).standard_normal(shape).astype(np.float32)}]
+    rep = verify_cortex_m(path, "cortex-m7", result=result, samples=samples,
+                          workdir=str(tmp_path))
+    text = format_cortex_m_report(rep)
+    print("\n" + text)
+    assert rep.bit_exact == [False] and not rep.ok
+    d = rep.difference
+    assert d is not None and d.tensor == name, text
+    t = result.graph.types[name]
+    assert np.ravel_multi_index(d.index, t.shape) == element and d.count == 1, text
+    assert d.firmware == d.host ^ 1, text  # bit 0 of a two's complement int8
+    assert f"first difference at layer {d.layer} '{name}'" in text and "verify: FAIL" in text
 
 
 def test_summary():

@@ -30,7 +30,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -39,8 +39,13 @@ from .cortex_m_project import (BOARD_SOURCES, Project, copy_board_support,
                                render_linker_script, write_project, write_text)
 
 # -ffp-contract=off: no fused multiply-add, so float results are bit-exact with the host build.
+# -fno-ipa-cp: arm-none-eabi-gcc 12.2.1 (Debian's 12.2.rel1) miscompiles at -O2: a static
+# function called with constant pointers into a static array gets an ipa-cp clone that IPA
+# marks "const" although it stores through them, and dead-code elimination then drops the
+# call (tests/test_portable_c.py has a reproducer; ShuffleNetV2 lost its transposes).
+COMPILER_WORKAROUNDS = ("-fno-ipa-cp",)
 COMMON_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
-                 "-ffunction-sections", "-fdata-sections")
+                 "-ffunction-sections", "-fdata-sections") + COMPILER_WORKAROUNDS
 LINK_FLAGS = ("-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections")
 DEFAULT_STACK = 8 * 1024
 KB, MB = 1024, 1024 * 1024
@@ -138,11 +143,12 @@ def require_tools(*tools: str) -> None:
 
 
 def _link(board: Board, out_dir: str, sources: Sequence[str], include_dirs: Sequence[str],
-          linker_script: str, flash: int, sram: int, opt: str) -> Firmware:
+          linker_script: str, flash: int, sram: int, opt: str,
+          defines: Sequence[str] = ()) -> Firmware:
     require_tools("arm-none-eabi-gcc", "arm-none-eabi-size")
     elf = os.path.join(out_dir, "firmware.elf")
     cmd = ["arm-none-eabi-gcc", *board.cpu_flags, *COMMON_CFLAGS, opt,
-           f"-DEDGECC_CPU_MHZ={board.cpu_mhz}u",
+           f"-DEDGECC_CPU_MHZ={board.cpu_mhz}u", *[f"-D{d}" for d in defines],
            *[f"-I{os.path.join(out_dir, d)}" for d in include_dirs],
            *LINK_FLAGS, "-T", os.path.join(out_dir, linker_script),
            f"-Wl,-Map={os.path.join(out_dir, 'firmware.map')}", "-o", elf,
@@ -162,14 +168,15 @@ def _link(board: Board, out_dir: str, sources: Sequence[str], include_dirs: Sequ
 def build_firmware(files: Dict[str, str], out_dir: str, target: str = "cortex-m7",
                    sram: Optional[int] = None, flash: Optional[int] = None,
                    input_arrays: Sequence[np.ndarray] = (), opt: str = "-O2",
-                   stack: int = DEFAULT_STACK) -> Firmware:
-    """Emits the project and compiles its sources with arm-none-eabi-gcc directly (no CMake)."""
+                   stack: int = DEFAULT_STACK, defines: Sequence[str] = ()) -> Firmware:
+    """Emits the project and compiles its sources with arm-none-eabi-gcc directly (no CMake).
+    ``defines``: extra -D macros (e.g. EDGECC_TRACE: main.c prints every layer output)."""
     proj = emit_project(files, out_dir, target, sram, flash, input_arrays, stack)
     if proj.cmsis_nn and not any(s.startswith("cmsis_nn/") for s in proj.sources):
         raise EdgeccError("the model calls CMSIS-NN but no CMSIS-NN sources were found "
                           "(edgecc/runtime_c/cmsis_nn/); link a cmsis-nn library instead")
     fw = _link(proj.board, out_dir, proj.sources, proj.include_dirs, proj.linker_script,
-               proj.flash, proj.sram, opt)
+               proj.flash, proj.sram, opt, defines)
     fw.project = proj
     return fw
 
@@ -207,9 +214,11 @@ class QemuRun:
     stack_bytes: Optional[int]  # peak stack use (painted stack)
     exit_code: int
     log: str
+    traces: List[Tuple[str, bytes]]  # -DEDGECC_TRACE firmware: (tensor, raw bytes) in order
 
 
 _OUTPUT_RE = re.compile(r"^output (\d+) (\w+) (\S+) ([0-9a-f]*)$", re.M)
+_TRACE_RE = re.compile(r"^trace ([0-9a-f]*) (.*)$", re.M)
 
 
 def run_qemu(elf: str, board: str, timeout: float = 120, icount_shift: int = 0,
@@ -238,5 +247,6 @@ def run_qemu(elf: str, board: str, timeout: float = 120, icount_shift: int = 0,
     instructions = None if ticks is None else ticks * 1000 // (b.cpu_mhz << icount_shift)
     argmax = {int(k): int(v) for k, v in re.findall(r"^argmax (\d+) (\d+)$", log, re.M)}
     stack = re.search(r"^stack (\d+)$", log, re.M)
+    traces = [(m.group(2), bytes.fromhex(m.group(1))) for m in _TRACE_RE.finditer(log)]
     return QemuRun(outputs, argmax, ticks, instructions, int(stack.group(1)) if stack else None,
-                   done.returncode, log)
+                   done.returncode, log, traces)

@@ -27,6 +27,7 @@ from .compiler.loader import read_model
 from .errors import EdgeccError
 from .ir import Graph
 from .reference import ReferenceSession
+from .targets.registry import get_target
 from .runner import build_host, read_trace, run_host
 
 
@@ -215,7 +216,7 @@ def verify_report(path: str, target: str = "generic", inputs: Optional[str] = No
     firmware's flash budget, unused for other targets).
     """
     from . import verify_int8 as q
-    if target.startswith("cortex-m"):
+    if get_target(target).runner == "qemu-system-arm":
         from .verify_cortex_m import verify_cortex_m_report
         return verify_cortex_m_report(path, target, inputs, per_layer, input_shapes, tol,
                                       sanitize, min_sqnr, workdir, flash, **compile_options)

@@ -35,15 +35,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import onnx
 
-from .compiler.driver import cmsis_runtime_files, compile_model
+from .compiler.driver import compile_model
 from .compiler.loader import read_model
 from .errors import EdgeccError
 from .ir import Graph
-from .passes.memory_plan import plan_memory
 from .runner import build_host, run_host
-from .verify_int8 import (MAX_LAYER_SAMPLES, QuantReport, _ort_refs, combined_graph,
-                          has_integer_ops, layer_regions, layer_report, onnx_tensor_names,
-                          split_regions, verify_patched, verify_ptq)
+from .targets.registry import get_target
+from .verify_int8 import (MAX_LAYER_SAMPLES, QuantReport, _ort_refs, has_integer_ops,
+                          layer_regions, layer_report, onnx_tensor_names, verify_patched,
+                          verify_ptq)
 from .verify_int8_report import format_quant_report
 
 MAX_QEMU_SAMPLES = 4
@@ -86,25 +86,6 @@ def with_graph_names(ref: Dict[str, np.ndarray], stand: Dict[str, tuple]) -> Dic
     return out
 
 
-def layer_programs(graph: Graph, regions, backend_chain: Sequence[str], parts: int):
-    """verify_int8.layer_programs with the target's kernels: CMSIS-NN scratch in the plan and
-    the cmsis_nn sources next to the programs that call CMSIS-NN."""
-    from .backends.codegen import generate
-    cmsis = "cmsis" in backend_chain
-    if cmsis:
-        from .backends.cmsis.kernels import scratch_bytes
-    jobs = []
-    for k, chunk in enumerate(split_regions(graph, regions, parts)):
-        g = combined_graph(graph, chunk, f"layers{k}")
-        prefix = f"edgecc_layers{k}"
-        scratch = {i: scratch_bytes(g, n) for i, n in enumerate(g.nodes)} if cmsis else {}
-        files = generate(g, plan_memory(g, scratch=scratch), prefix, list(backend_chain))
-        if cmsis and any("arm_nnfunctions.h" in t for t in files.values()):
-            files.update(cmsis_runtime_files())
-        jobs.append((files, g, prefix, chunk))
-    return jobs
-
-
 def verify_quantized_target(result, model: onnx.ModelProto, samples, workdir: str,
                             tol: float = 1e-4, sanitize: bool = False, workers: int = 0,
                             layer_samples: int = MAX_LAYER_SAMPLES) -> QuantReport:
@@ -121,8 +102,7 @@ def verify_quantized_target(result, model: onnx.ModelProto, samples, workdir: st
     refs, note = _ort_refs(model, samples, extra, layer_samples)
     refs = [with_graph_names(r, stand) for r in refs]
     rep = layer_report(result, regions, refs, samples, workdir, tol, sanitize, workers,
-                       layer_samples, layer_programs,
-                       f"every integer layer of the {result.target} graph")
+                       layer_samples, f"every integer layer of the {result.target} graph")
     rep.notes += [note] if note else []
     return rep
 
@@ -360,8 +340,8 @@ def verify_cortex_m(path: str, target: str, inputs: Optional[str] = None,
     from .compiler.budget import DEFAULT_STACK
     from .targets.cortex_m import require_tools
     from .verify import format_report, load_inputs, onnxruntime_errors, verify
-    if not target.startswith("cortex-m"):
-        raise EdgeccError(f"verify_cortex_m needs a Cortex-M target, got '{target}'")
+    if get_target(target).board is None:
+        raise EdgeccError(f"verify_cortex_m needs a target with a board, got '{target}'")
     require_tools("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm")
     result = result or compile_model(path, target, input_shapes, **compile_options)
     graph = result.graph

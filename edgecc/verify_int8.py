@@ -25,6 +25,7 @@ import onnx
 from .ir import DType, Graph, Node
 from .passes.memory_plan import plan_memory
 from .reference import ReferenceSession
+from .targets.registry import get_target
 from .runner import build_host, run_host
 from .verify_int8_report import (INT_DTYPES, OutputStats, format_quant_report,  # noqa: F401
                                  output_lsb, output_stats, sqnr_db)
@@ -160,13 +161,20 @@ def build_programs(jobs: List[tuple], workdir: str, sanitize: bool, workers: int
         return list(pool.map(one, range(len(jobs))))
 
 
-def layer_programs(graph: Graph, regions: List[Region], backend_chain, parts: int):
+def layer_programs(graph: Graph, regions: List[Region], target, parts: int):
+    """The one-layer programs, in ``parts`` C programs, with the target's kernels (``target``: a
+    targets.registry.Target): its backend chain, kernel scratch in the plan, and the runtime
+    files its kernels call (e.g. the cmsis_nn sources)."""
     from .backends.codegen import generate
+    chain = target.backend_chain()
     jobs = []
     for k, chunk in enumerate(split_regions(graph, regions, parts)):
         g = combined_graph(graph, chunk, f"layers{k}")
         prefix = f"edgecc_layers{k}"
-        jobs.append((generate(g, plan_memory(g), prefix, backend_chain), g, prefix, chunk))
+        scratch = {i: target.scratch(g, n) for i, n in enumerate(g.nodes)}
+        files = generate(g, plan_memory(g, scratch=scratch), prefix, chain)
+        files.update(target.runtime_files(files))
+        jobs.append((files, g, prefix, chunk))
     return jobs
 
 
@@ -236,14 +244,14 @@ def _ort_refs(model, samples, extra: Sequence[str], first: int):
 
 
 def layer_report(result, regions, refs, samples, workdir: str, tol: float, sanitize: bool,
-                 workers: int, layer_samples: int, make_programs, what: str) -> QuantReport:
-    """Build the whole model and the one-layer programs (``make_programs(graph, regions,
-    backend_chain, workers)``), check each layer on onnxruntime's values ``refs``, and
-    summarize the model's outputs over ``samples``."""
-    from .compiler.driver import TARGETS
+                 workers: int, layer_samples: int, what: str) -> QuantReport:
+    """Build the whole model and the one-layer programs (layer_programs, with the kernels of
+    the result's target), check each layer on the reference's values ``refs``, and summarize
+    the model's outputs over ``samples``."""
     graph = result.graph
     workers = workers or min(4, os.cpu_count() or 1)
-    jobs = make_programs(graph, regions, TARGETS[result.target], workers) if regions else []
+    jobs = (layer_programs(graph, regions, get_target(result.target), workers)
+            if regions else [])
     builds = build_programs([(result.files, graph, result.prefix)] + [j[:3] for j in jobs],
                             workdir, sanitize, workers)
     layers = check_layers(graph, [(b, j[3]) for b, j in zip(builds[1:], jobs)],
@@ -277,7 +285,7 @@ def verify_quantized(result, model: onnx.ModelProto, samples, workdir: str, tol:
     extra = [n for r in regions for n in r.inputs + r.outputs]
     refs, note = _ort_refs(model, samples, extra, layer_samples)
     rep = layer_report(result, regions, refs, samples, workdir, tol, sanitize, workers,
-                       layer_samples, layer_programs, "every integer layer")
+                       layer_samples, "every integer layer")
     rep.notes += [note] if note else []
     return rep
 

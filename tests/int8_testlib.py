@@ -14,6 +14,9 @@ from edgecc.ir import Activation, DType, Graph, Node, QuantParams, TensorType
 from edgecc.ir.quant import quant_range
 from edgecc.passes.memory_plan import plan_memory
 from edgecc.runner import build_host, run_host
+from edgecc.targets.registry import get_target
+
+GENERIC = get_target("generic").backend_chain()
 
 SEED = 1234
 I8, U8 = np.int8, np.uint8
@@ -48,7 +51,7 @@ class Program:
 
     def check(self, tmp_path):
         self.g.verify()
-        files = generate(self.g, plan_memory(self.g))
+        files = generate(self.g, plan_memory(self.g), "model", GENERIC)
         build = build_host(files, self.g, "model", str(tmp_path), sanitize=True, opt="-O1")
         outs = run_host(build, self.feeds)
         bad = []

@@ -23,9 +23,12 @@ from edgecc.compiler.registry import IR_OPS, op_macs
 from edgecc.passes.memory_plan import plan_memory
 from edgecc.passes.patch_plan import is_tile_node, plan_patches
 from edgecc.runner import build_host, run_host
+from edgecc.targets.registry import get_target
 from onnx_helpers import make_model, quantize_ort, rand
 from test_memory_plan import check_buffers_pairwise, check_plan
 from test_patch_plan import int8_input, mbv2  # noqa: F401  (mbv2: the QDQ model fixture)
+
+GENERIC = get_target("generic").backend_chain()
 
 KIB = 1024
 
@@ -95,7 +98,7 @@ def run_both(graph, feeds, workdir):
         plan = plans[inplace] = plan_memory(graph, allow_inplace=inplace)
         check_plan(graph, plan)
         check_buffers_pairwise(plan)
-        build = build_host(generate(graph, plan, "model"), graph, "model",
+        build = build_host(generate(graph, plan, "model", GENERIC), graph, "model",
                            str(workdir / f"inplace{int(inplace)}"), sanitize=True, opt="-O1")
         outs[inplace] = [run_host(build, [x], tag=f"s{k}") for k, x in enumerate(feeds)]
     assert not plans[False].inplace_nodes
@@ -212,7 +215,7 @@ def test_mobilenetv2_035_patched_stage_in_place_bit_exact(mbv2, tmp_path):
     print(f"\npatched MobileNetV2-0.35: {len(tiles)} tile convolutions of "
           f"{len(plan.inplace_nodes)} in place")
     layer = plan_memory(graph)
-    build = build_host(generate(graph, layer, "model"), graph, "model", str(tmp_path / "layer"))
+    build = build_host(generate(graph, layer, "model", GENERIC), graph, "model", str(tmp_path / "layer"))
     assert np.array_equal(run_host(build, feeds)[0], outs[0][0])
 
 

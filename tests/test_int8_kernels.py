@@ -25,8 +25,11 @@ from edgecc.ir import quant_ref as R
 from edgecc.ir.quant import (INT32_MAX, INT32_MIN, dequantize, quant_range, quantize,
                              quantize_multiplier, rdbp, requantize, srdhm)
 from edgecc.passes.fold_qdq import LutAttrs
+from edgecc.targets.registry import get_target
 from int8_testlib import (I8, SEED, U8, WIDE, Program, bounds, dtypes, fit_scale, near, qp,
                           rand_act, rand_int, rand_q, spatial_sizes)
+
+GENERIC = get_target("generic").backend_chain()
 
 
 # -- edgecc.ir.quant on exact halves ------------------------------------------------------------
@@ -104,7 +107,7 @@ def test_c_helpers_match_numpy(tmp_path):
     lit = lambda v: ", ".join(c_literal(int(x), DType.INT32) for x in v)  # noqa: E731
     src = "\n".join([
         "#include <stdint.h>", "#include <stdio.h>",
-        make_env().get_template("int8_helpers.c.j2").render(),
+        make_env(backends=GENERIC).get_template("generic/int8_helpers.c.j2").render(),
         f"static const int32_t A[] = {{{lit(a)}}}, B[] = {{{lit(b)}}}, E[] = {{{lit(e)}}};",
         f"static const int32_t M[] = {{{lit(m)}}}, S[] = {{{lit(s)}}};",
         "int main(void) {", "    int32_t i;",

@@ -13,6 +13,9 @@ from edgecc.passes.memory_plan import plan_memory
 from edgecc.passes.patch_plan import (arena_of, patch_graph, plan_patches,
                                       strip_input_quantize)
 from edgecc.runner import build_host, run_host
+from edgecc.targets.registry import get_target
+
+GENERIC = get_target("generic").backend_chain()
 
 KIB = 1024
 
@@ -62,7 +65,7 @@ def int8_input(graph):
 
 
 def build_run(graph, feeds, workdir):
-    files = generate(graph, plan_memory(graph), "model")
+    files = generate(graph, plan_memory(graph), "model", GENERIC)
     build = build_host(files, graph, "model", str(workdir), opt="-O2")
     return [run_host(build, [x], tag=f"s{k}")[0] for k, x in enumerate(feeds)]
 
@@ -95,7 +98,7 @@ def test_small_cnn_every_stage_end_bit_exact(small, grid, tmp_path):
     ref = build_run(graph, feeds, tmp_path / "layer")
     for e in ends:
         patched = patch_graph(graph, 0, e, grid)
-        files = generate(patched, plan_memory(patched), "model")
+        files = generate(patched, plan_memory(patched), "model", GENERIC)
         build = build_host(files, patched, "model", str(tmp_path / f"p{e}"), sanitize=True,
                            opt="-O1")
         for k, (x, r) in enumerate(zip(feeds, ref)):

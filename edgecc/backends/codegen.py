@@ -11,7 +11,7 @@ import math
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import jinja2
 import numpy as np
@@ -21,8 +21,10 @@ from ..errors import UnsupportedError
 from ..ir import DType, Graph, IRError
 from ..passes.memory_plan import MemoryPlan
 from . import kernels as K
+from .kernels import Backend
 
-TEMPLATE_DIRS = [os.path.join(os.path.dirname(__file__), "generic", "templates")]
+# codegen's own templates (model.c, model.h, weights); a backend's are under "<backend>/"
+CORE_TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
 
 def c_literal(value, dtype: DType) -> str:
@@ -67,9 +69,15 @@ def c_array_body(values: np.ndarray, dtype: DType, per_line: int = 8) -> str:
     return ",\n    ".join(lines)
 
 
-def make_env(extra_dirs: List[str] = ()) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(list(extra_dirs) + TEMPLATE_DIRS),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+def make_env(extra_dirs: List[str] = (), backends: Sequence[Backend] = ()) -> jinja2.Environment:
+    """Jinja2 for C: templates from ``extra_dirs`` and codegen's own folder by plain name, and
+    each backend's as ``<backend name>/<template>`` (a backend's template can only be reached
+    through its own name: it never replaces another backend's or codegen's)."""
+    loader = jinja2.FileSystemLoader(list(extra_dirs) + [CORE_TEMPLATES])
+    if backends:
+        loader = jinja2.ChoiceLoader([jinja2.PrefixLoader(
+            {b.name: jinja2.FileSystemLoader(b.template_dir) for b in backends}), loader])
+    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["c_literal"] = c_literal
     env.globals["DType"] = DType
@@ -106,7 +114,7 @@ class EmitCtx:
     plan: MemoryPlan
     prefix: str
     ids: Identifiers
-    backend_chain: List[str]
+    backends: List[Backend]
     node_index: int = -1
 
     def view(self, name: str) -> K.TensorView:
@@ -128,18 +136,16 @@ class EmitCtx:
 _FN = "EDGECC_KERNEL_FUNCTION_NAME"  # a kernel's name while its code is compared with others
 
 
-def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
-             backend_chain: List[str] = ("generic",), extra_template_dirs=(),
+def generate(graph: Graph, plan: MemoryPlan, prefix: str, backends: Sequence[Backend],
              stats: Optional[dict] = None) -> Dict[str, str]:
-    """C sources by file name. ``stats``, if given, receives the bytes of const data:
+    """C sources by file name; each node's kernel is the first of ``backends`` (a target's
+    chain) that takes it. ``stats``, if given, receives the bytes of const data:
     ``weights_bytes`` (graph constants) and ``table_bytes`` (kernel tables: requantization
     multipliers, lookup tables)."""
-    from . import cmsis, generic  # noqa: F401  registers the kernels
-
-    backend_dirs = [os.path.join(os.path.dirname(__file__), b, "templates") for b in backend_chain]
-    env = make_env(list(extra_template_dirs) + [d for d in backend_dirs if os.path.isdir(d)])
+    env = make_env(backends=backends)
     ids = Identifiers()
-    ctx = EmitCtx(graph, plan, prefix, ids, list(backend_chain))
+    ctx = EmitCtx(graph, plan, prefix, ids, list(backends))
+    used = []  # the backends whose kernels ran, in chain order (for their epilogues)
     weights = []        # (symbol, ctype, numel, body)
     weight_sym: Dict[str, str] = {}
 
@@ -178,20 +184,22 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
             continue
         ctx.node_index = idx
         k = None
-        for backend in ctx.backend_chain:  # the first backend whose kernel takes the node
-            fn = K.KERNELS.get((backend, node.op))
+        for backend in ctx.backends:  # the first backend whose kernel takes the node
+            fn = backend.kernels.get(node.op)
             k = fn(ctx, node) if fn else None
             if k is not None:
                 break
         if k is None:
-            raise UnsupportedError(f"{node.origin.describe()}: no C kernel for IR op "
-                                   f"'{node.op}' on backends {', '.join(ctx.backend_chain)}")
+            raise UnsupportedError(f"{node.origin.describe()}: no C kernel for IR op '{node.op}' "
+                                   f"on backends {', '.join(b.name for b in ctx.backends)}")
+        if backend not in used:
+            used.append(backend)
         if ctx.inplace(node) and not k.inplace:
             raise IRError(f"node '{node.name}' ({node.op}) is planned in place but its "
                           f"kernel has no in-place variant")
-        for h in k.needs:
-            if h not in helpers:
-                helpers.append(h)
+        for h in k.needs:  # helper templates, by name in the kernel's backend
+            if f"{backend.name}/{h}" not in helpers:
+                helpers.append(f"{backend.name}/{h}")
         fname = ids(f"L{idx}_{node.op.lower()}_{node.name or node.outputs[0]}", prefix="")
         tables = {}
         for suffix, arr in k.tables.items():  # equal tables (e.g. one layer's tiles): one copy
@@ -199,8 +207,8 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
             if key not in table_of:
                 table_of[key] = weight_symbol(f"\0{fname}_{suffix}", arr)
             tables[suffix] = table_of[key]
-        body = env.get_template(k.template).render(fn=_FN, node=node, tables=tables,
-                                                   **k.context).strip()
+        body = env.get_template(f"{backend.name}/{k.template}").render(
+            fn=_FN, node=node, tables=tables, **k.context).strip()
         shapes = ", ".join(str(graph.types[o]) for o in node.outputs if o)
         if body in function_of:  # the same code as an earlier node (a patched stage's tiles)
             fname = function_of[body]
@@ -239,11 +247,13 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str = "model",
     common = dict(uses_arena=uses_arena, prefix=prefix, PREFIX=prefix.upper(), graph=graph, plan=plan,
                   inputs=io_inputs, outputs=io_outputs, weights=weights,
                   source=os.path.basename(graph.source))
+    epilogues = [env.get_template(f"{b.name}/{b.epilogue}").render(**common).rstrip("\n")
+                 for b in ctx.backends if b in used and b.epilogue]
     return {
         f"{prefix}.h": env.get_template("model.h.j2").render(**common),
         f"{prefix}.c": env.get_template("model.c.j2").render(
-            layers=layers, calls=calls, cmsis="cmsis_helpers.c.j2" in helpers, helpers=[env.get_template(h).render().strip() + "\n"
-                                                 for h in helpers], **common),
+            layers=layers, calls=calls, epilogues=epilogues,
+            helpers=[env.get_template(h).render().strip() + "\n" for h in helpers], **common),
         f"{prefix}_weights.h": env.get_template("weights.h.j2").render(**common),
         f"{prefix}_weights.c": env.get_template("weights.c.j2").render(**common),
     }

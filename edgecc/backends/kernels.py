@@ -1,12 +1,19 @@
-"""The kernel table shared by all backends: IR op -> function that prepares a C template.
+"""Kernels and backends.
 
 A kernel function receives the ``EmitCtx`` and the node, and returns a ``Kernel``: which
-template to render, its context, and the tensors passed to the generated C function in order
-(inputs first, then outputs, matching the template's parameter list).
+template to render (a name in its own backend's template folder), its context, and the tensors
+passed to the generated C function in order (inputs first, then outputs, matching the
+template's parameter list); or None when it does not compute this node (the next backend of
+the target's chain is asked).
 
     @kernel("Relu")
     def relu(ctx, node):
         return Kernel("unary.c.j2", {...}, args=[node.inputs[0], node.outputs[0]])
+
+``@kernel`` only marks the function. A backend is a ``Backend`` record built from the modules
+it lists (``Backend.collect``): its kernel table, its template folder (templates are looked up
+as ``<backend>/<name>``, so one backend's template never stands in for another's), the arena
+scratch its kernels need, the runtime files it ships and the status check its calls need.
 """
 from __future__ import annotations
 
@@ -17,7 +24,6 @@ import numpy as np
 
 from ..ir import DType, Graph, TensorType
 
-KERNELS: Dict[Tuple[str, str], Callable] = {}
 
 
 @dataclass
@@ -34,20 +40,41 @@ class Kernel:
     inplace: bool = False
 
 
-def kernel(*ops: str, backend: str = "generic"):
-    def register(fn):
-        for op in ops:
-            KERNELS[(backend, op)] = fn
+def kernel(*ops: str):
+    """Marks a function as the kernel of the IR ops ``ops`` (collected by Backend.collect)."""
+    def mark(fn):
+        fn.kernel_ops = tuple(ops)
         return fn
-    return register
+    return mark
 
 
-def find_kernel(backend_chain: List[str], op: str) -> Optional[Callable]:
-    for b in backend_chain:
-        fn = KERNELS.get((b, op))
-        if fn is not None:
-            return fn
-    return None
+@dataclass(frozen=True, eq=False)
+class Backend:
+    name: str
+    template_dir: str
+    kernels: Dict[str, Callable]                  # IR op -> kernel function
+    # (graph, node) -> bytes of arena scratch the node's kernel needs on this backend
+    scratch: Optional[Callable] = None
+    # the generated files -> the files shipped beside them (e.g. the CMSIS-NN sources)
+    runtime_files: Optional[Callable] = None
+    # a template rendered in the run function after the layers when a kernel of this backend
+    # ran (e.g. the CMSIS-NN status check)
+    epilogue: Optional[str] = None
+
+    @classmethod
+    def collect(cls, name: str, template_dir: str, modules, **fields) -> "Backend":
+        """The backend whose kernels are the ``@kernel`` functions defined in ``modules``."""
+        table: Dict[str, Callable] = {}
+        for module in modules:
+            for fn in vars(module).values():
+                if getattr(fn, "__module__", None) != module.__name__:
+                    continue
+                for op in getattr(fn, "kernel_ops", ()):
+                    if op in table:
+                        raise ValueError(f"backend {name}: two kernels for IR op {op} "
+                                         f"({table[op].__qualname__}, {fn.__qualname__})")
+                    table[op] = fn
+        return cls(name, template_dir, table, **fields)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,8 @@ import sys
 from typing import List, Optional
 
 from .. import __version__
-from ..compiler.driver import TARGETS
 from ..errors import EdgeccError
+from ..targets.registry import TARGETS, get_target, with_board
 
 COMMANDS = ("compile", "verify", "analyze")
 
@@ -164,9 +164,9 @@ def cmd_compile(args) -> int:
         from ..compiler.budget import parse_size
         from ..targets.cortex_m import emit_project
         from ..verify import random_inputs
-        if not args.target.startswith("cortex-m"):
-            raise EdgeccError("--emit-project needs a Cortex-M --target (cortex-m4, cortex-m7, "
-                              "cortex-m55)")
+        if get_target(args.target).board is None:
+            raise EdgeccError(f"--emit-project needs a --target with a board "
+                              f"({', '.join(with_board())})")
         sample = random_inputs(result.graph)
         emit_project(result.files, args.emit_project, args.target, budget["sram"],
                      parse_size(args.flash, "--flash") if args.flash else None,

@@ -9,6 +9,7 @@ from ..errors import EdgeccError
 from ..ir import Graph
 from ..passes.memory_plan import MemoryPlan, plan_memory
 from ..passes.pipeline import PIPELINE, run_pipeline
+from ..targets.registry import get_target
 from .frontend import import_onnx
 
 QUANTIZE_MODES = (None, "int8")
@@ -16,24 +17,6 @@ CALIB_METHODS = ("minmax", "percentile", "entropy")
 PATCH_MODES = ("auto", True, False)
 PATCH_OVERHEAD = 0.25  # default cap on the halos' extra MACs, as a fraction of the model's
 
-TARGETS = {
-    # target -> backend chain (first match wins; generic covers every op)
-    "generic": ["generic"],
-    "cortex-m4": ["cmsis", "generic"],
-    "cortex-m7": ["cmsis", "generic"],
-    "cortex-m55": ["cmsis", "generic"],
-}
-CMSIS_RUNTIME = os.path.join(os.path.dirname(os.path.dirname(__file__)), "runtime_c", "cmsis_nn")
-
-
-def cmsis_runtime_files() -> Dict[str, str]:
-    """edgecc's CMSIS-NN-compatible sources, shipped next to the model as cmsis_nn/."""
-    files = {}
-    for name in sorted(os.listdir(CMSIS_RUNTIME)) if os.path.isdir(CMSIS_RUNTIME) else []:
-        if name.endswith((".c", ".h")):
-            with open(os.path.join(CMSIS_RUNTIME, name)) as f:
-                files[f"cmsis_nn/{name}"] = f.read()
-    return files
 
 
 @dataclass
@@ -134,8 +117,7 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     lowers the arena, ``False`` never. On Cortex-M targets the tiles run on CMSIS-NN (NHWC)
     like the rest. When the SRAM is too small even so, the one-line error gives the
     smallest SRAM edgecc can reach."""
-    if target not in TARGETS:
-        raise EdgeccError(f"unknown --target '{target}'; known: {', '.join(TARGETS)}")
+    record = get_target(target)
     check_name(prefix)
     graph = optimize(path, input_shapes, model=model, skip_passes=skip_passes,
                      quantize=quantize, calib=calib, calib_method=calib_method,
@@ -143,11 +125,7 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     if patch not in PATCH_MODES:
         raise EdgeccError(f"patch={patch!r}: expected one of {PATCH_MODES}")
     patch_plan = None
-    if sram is None and target.startswith("cortex-m"):
-        from ..targets.cortex_m import get_board
-        budget_sram = get_board(target).default_sram
-    else:
-        budget_sram = sram
+    budget_sram = record.default_sram if sram is None else sram
     from .budget import DEFAULT_STACK, check_sram, sram_needed
     stack = DEFAULT_STACK if stack is None else stack
     unpatched = graph
@@ -182,10 +160,10 @@ def layer_by_layer(result: CompileResult) -> CompileResult:
 def _emit(graph: Graph, plan: MemoryPlan, prefix: str, target: str):
     """(C files, const byte stats) of a laid-out, planned graph; CMSIS-NN sources when called."""
     from ..backends.codegen import generate
+    record = get_target(target)
     stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
-    files = generate(graph, plan, prefix, TARGETS[target], stats=stats)
-    if "cmsis" in TARGETS[target] and any("arm_nnfunctions.h" in t for t in files.values()):
-        files.update(cmsis_runtime_files())
+    files = generate(graph, plan, prefix, record.backend_chain(), stats=stats)
+    files.update(record.runtime_files(files))
     return files, stats
 
 
@@ -203,8 +181,8 @@ def find_patch_plan(graph: Graph, target: str, fits=lambda arena: True,
 
     limit = None if overhead is None else int(overhead * sum(op_macs(graph, n)
                                                               for n in graph.nodes))
-    # CMSIS-NN convolutions (NHWC) have no in-place variant: search with elementwise ones only
-    inplace = "elementwise" if "cmsis" in TARGETS[target] else True
+    # e.g. CMSIS-NN convolutions (NHWC) have no in-place variant: elementwise ones only
+    inplace = True if get_target(target).inplace_depthwise else "elementwise"
     plan = plan_patches(graph, measure=measure, max_extra_macs=limit, allow_inplace=inplace)
     if limit is not None and (plan is None or not fits(plan.arena_after)):
         anyhow = plan_patches(graph, measure=measure, allow_inplace=inplace)
@@ -215,14 +193,13 @@ def find_patch_plan(graph: Graph, target: str, fits=lambda arena: True,
 
 def _layout_and_plan(graph: Graph, target: str):
     """The target's layout pass (NHWC for CMSIS-NN) and the memory plan with kernel scratch."""
-    scratch = {}
-    if "cmsis" in TARGETS[target]:
-        from ..backends.cmsis.kernels import scratch_bytes
-        from ..passes.layout_nhwc import to_nhwc
-        graph = to_nhwc(graph)
+    record = get_target(target)
+    layout = record.layout_pass()
+    if layout is not None:
+        graph = layout(graph)
         graph.verify()
-        scratch = {i: scratch_bytes(graph, n) for i, n in enumerate(graph.nodes)}
-    return graph, plan_memory(graph, scratch=scratch)
+    scratch = {i: record.scratch(graph, n) for i, n in enumerate(graph.nodes)}
+    return graph, plan_memory(graph, scratch={i: b for i, b in scratch.items() if b})
 
 
 def smallest_reachable(graph: Graph, target: str, patched=None, searched: bool = False):

@@ -6,7 +6,7 @@ After:   y_q = QConv(x_q, w_q, b_q)           (scales and zero points live in th
 Preconditions: every runtime input of the op comes from a DequantizeLinear; its weights are
 constants behind a DequantizeLinear (or float constants the rule quantizes); its output feeds
 only QuantizeLinear nodes with the same parameters and is not a graph output; the op has a rule
-in FOLD_RULES whose own conditions hold (e.g. a Conv's fused activation is Relu or Clip).
+in RULE_ORDER whose own conditions hold (e.g. a Conv's fused activation is Relu or Clip).
 Anything else stays float between explicit Q/DQ nodes (``edgecc analyze`` shows which).
 
 Math (QUANT.md): the integer op computes the same affine map with int32 accumulation and
@@ -16,69 +16,56 @@ different parameters becomes a QLut requantization (a 256-entry table).
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, List, Optional
 
-import numpy as np
-
-from ..ir import DType, Graph, Node, QuantParams, TensorType
-from ..ir.quant import quantize
+from ..ir import Graph
+from . import fold_qdq_arith as arith
+from . import fold_qdq_rules as rules
 from .cleanup import eliminate_dead_code, rename_tensor
+from .fold_qdq_base import (LutAttrs, QIn, is_int8, per_tensor,  # noqa: F401  (LutAttrs: API)
+                            requant_node)
+
+# The rules in the order they are tried: for each float op, the first rule that returns
+# nodes wins (e.g. MatMul: QGemm for a constant 2-D weight, else QMatMul; Relu/Clip: fused
+# into the Add/Mul before it, else a table).
+RULE_ORDER = (
+    rules.fold_conv, rules.fold_gemm, rules.fold_matmul, arith.fold_qmatmul,
+    arith.fold_add_mul, arith.fold_clamp, rules.fold_lut, arith.fold_average_pool,
+    arith.fold_reduce_mean, arith.fold_softmax, rules.fold_pass_through,
+)
 
 
-@dataclass(frozen=True)
-class QIn:
-    """One input of the op being folded."""
+def rule_table(order) -> Dict[str, Callable]:
+    """Float op -> one callable trying that op's rules in ``order``; a rule listed twice is
+    an error."""
+    if len(set(order)) != len(order):
+        raise ValueError("a fold rule is listed twice")
+    by_op: Dict[str, List[Callable]] = {}
+    for fn in order:
+        for op in fn.fold_ops:
+            by_op.setdefault(op, []).append(fn)
 
-    name: str                     # the integer tensor behind the DQ (or the float constant)
-    quant: Optional[QuantParams]  # None for a float constant
-    const: bool
+    def first_of(fns):
+        if len(fns) == 1:
+            return fns[0]
 
-
-@dataclass(frozen=True)
-class LutAttrs:
-    """An int8 -> int8 pointwise function as a 256-entry table, built from the float op
-    ``kind`` (an ONNX op name, or "Requantize") and the input and output quantization."""
-
-    kind: str
-    alpha: float = 0.0
-    beta: float = 0.0
-    approximate: str = "none"
-
-
-FOLD_RULES: Dict[str, Callable] = {}
-
-
-def fold_rule(*ops: str):
-    def register(fn):
-        for op in ops:
-            FOLD_RULES[op] = fn
-        return fn
-    return register
+        def rule(g, node, ins, q_out):
+            for fn in fns:
+                nodes = fn(g, node, ins, q_out)
+                if nodes is not None:
+                    return nodes
+            return None
+        return rule
+    return {op: first_of(fns) for op, fns in by_op.items()}
 
 
-def per_tensor(q: Optional[QuantParams]) -> bool:
-    return q is not None and q.axis is None and len(q.scale) == 1
+FOLD_RULES: Dict[str, Callable] = rule_table(RULE_ORDER)
 
 
-def is_int8(g: Graph, name: str) -> bool:
-    return g.types[name].dtype in (DType.INT8, DType.UINT8)
-
-
-def requant_node(g: Graph, src: str, quant: QuantParams, origin_node: Node, dst: str = "") -> Node:
-    """A QLut that maps ``src`` to a tensor with ``quant`` (same dtype family)."""
-    t = g.types[src]
-    dst = dst or g.fresh_name(f"{src}_requant")
-    g.types[dst] = TensorType(t.dtype, t.shape, quant)
-    return Node("QLut", (src,), (dst,), LutAttrs("Requantize"), name=origin_node.name,
-                origin=origin_node.origin)
 
 
 def fold_qdq(graph: Graph, keep_float: Iterable[str] = ()) -> Graph:
     """keep_float: names of nodes that stay float (``--quantize-exclude``)."""
-    from . import fold_qdq_rules  # noqa: F401  registers the per-op rules
-
     keep_float = set(keep_float)
 
     g = graph.copy()
@@ -143,58 +130,3 @@ def _collapse_requantize(g: Graph) -> Graph:
             at = g.nodes.index(q)
             g.nodes[at] = requant_node(g, src, q.attrs.quant, q, dst=q.outputs[0])
     return g
-
-
-def quantize_bias(bias: QIn, g: Graph, s_in: float, s_w: np.ndarray, name_hint: str) -> str:
-    """int32 bias with scale s_in * s_w[c]: reuse an int32 DQ bias whose scale already is
-    that, else requantize the real bias values."""
-    want = (s_in * s_w).astype(np.float64)
-    value = g.constants[bias.name]
-    if bias.quant is not None:
-        real = (value.astype(np.float64) - np.asarray(bias.quant.zero_point)) * np.asarray(
-            bias.quant.scale)
-        if (value.dtype == np.int32 and not any(bias.quant.zero_point)
-                and np.allclose(np.broadcast_to(bias.quant.scale, want.shape), want, rtol=1e-6)):
-            q = value.astype(np.int32)
-        else:
-            q = np.clip(np.rint(real / want), -2**31, 2**31 - 1).astype(np.int32)
-    else:
-        q = np.clip(np.rint(value.astype(np.float64) / want), -2**31, 2**31 - 1).astype(np.int32)
-    q = np.broadcast_to(q, want.shape).copy()
-    name = g.add_constant(g.fresh_name(f"{name_hint}_bias_q"), q)
-    g.types[name] = TensorType(DType.INT32, q.shape, QuantParams(
-        tuple(float(s) for s in want), (0,) * want.size, 0 if want.size > 1 else None, 32))
-    return name
-
-
-def quantize_weight_const(g: Graph, w: QIn, axis: int, name_hint: str):
-    """A constant weight as int8 with per-channel params along ``axis``: a DQ'd int8 constant
-    is used as is (params broadcast to per-channel); a float constant is quantized
-    symmetrically per channel, max|W[c]| / 127 (QUANT.md)."""
-    value = g.constants[w.name]
-    channels = value.shape[axis]
-    if w.quant is not None:
-        if value.dtype != np.int8:
-            return None
-        q = w.quant
-        if q.axis is None:
-            q = QuantParams(q.scale * channels, q.zero_point * channels, axis, 8)
-        elif q.axis != axis:
-            return None
-        g.types[w.name] = TensorType(DType.INT8, value.shape, q)
-        return w.name, np.asarray(q.scale, dtype=np.float64)
-    moved = np.moveaxis(value.astype(np.float64), axis, 0).reshape(channels, -1)
-    scales = np.maximum(np.abs(moved).max(axis=1), 1e-12) / 127.0
-    scales = scales.astype(np.float32).astype(np.float64)
-    shape = [1] * value.ndim
-    shape[axis] = channels
-    wq = quantize(value, scales.reshape(shape).astype(np.float32), 0, np.int8)
-    wq = np.clip(wq, -127, 127).astype(np.int8)
-    name = g.add_constant(g.fresh_name(f"{name_hint}_q"), wq)
-    g.types[name] = TensorType(DType.INT8, wq.shape, QuantParams(
-        tuple(float(s) for s in scales), (0,) * channels, axis, 8))
-    return name, scales
-
-
-def replace_attrs(attrs, **changes):
-    return dataclasses.replace(attrs, **changes)

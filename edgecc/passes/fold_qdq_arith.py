@@ -18,11 +18,9 @@ import numpy as np
 
 from ..ir import Activation, DType, Node, QuantParams, TensorType
 from ..ir.quant import choose_qparams, quantize
-from .fold_qdq import FOLD_RULES, QIn, fold_rule, is_int8, per_tensor
-from .fold_qdq_rules import CLAMP_ACTIVATIONS
+from .fold_qdq_base import CLAMP_ACTIVATIONS, QIn, fold_rule, is_int8, per_tensor
 
 INT32_MAX = 2**31 - 1
-_PRIOR = {op: FOLD_RULES.get(op) for op in ("Relu", "Clip", "MatMul")}
 
 
 def _operand(g, qin, hint: str):
@@ -93,7 +91,8 @@ def _input_qins(g, node):
 
 @fold_rule("Relu", "Clip")
 def fold_clamp(g, node, ins, q_out):
-    """Add/Mul -> Relu|Clip -> Q: one QAdd/QMul clamping its output; else the QLut rule."""
+    """Add/Mul -> Relu|Clip -> Q: one QAdd/QMul clamping its output (else None: the QLut rule
+    comes next)."""
     prod = g.producers().get(node.inputs[0])
     if (prod is not None and prod.op in ("Add", "Mul") and prod.outputs[0] not in g.outputs
             and g.use_count(prod.outputs[0]) == 1):
@@ -101,8 +100,7 @@ def fold_clamp(g, node, ins, q_out):
         fused = _binary(g, prod, _input_qins(g, prod), q_out, act, node)
         if fused is not None:
             return fused
-    prior = _PRIOR.get(node.op)
-    return prior(g, node, ins, q_out) if prior else None
+    return None
 
 
 def _runtime(g, qin, hint):
@@ -142,11 +140,8 @@ def fold_softmax(g, node, ins, q_out):
 
 
 @fold_rule("MatMul")
-def fold_matmul(g, node, ins, q_out):
-    prior = _PRIOR["MatMul"]
-    folded = prior(g, node, ins, q_out) if prior else None
-    if folded is not None:
-        return folded
+def fold_qmatmul(g, node, ins, q_out):
+    """Both operands at run time (the QGemm rule, tried first, takes constant weights)."""
     act = node.attrs.activation
     if (act and act.kind) not in CLAMP_ACTIVATIONS or not _int8_out(g, q_out):
         return None

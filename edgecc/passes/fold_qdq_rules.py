@@ -10,11 +10,9 @@ import dataclasses
 
 import numpy as np
 
-from ..ir import Node
-from .fold_qdq import (LutAttrs, fold_rule, is_int8, per_tensor, quantize_bias,
-                       quantize_weight_const, requant_node)
-
-CLAMP_ACTIVATIONS = (None, "Relu", "Clip")
+from ..ir import Node, TensorType
+from .fold_qdq_base import (CLAMP_ACTIVATIONS, LutAttrs, fold_rule, is_int8, per_tensor,
+                            quantize_bias, quantize_weight_const, requant_node)
 
 
 def _runtime_int8(g, qin) -> bool:
@@ -151,7 +149,6 @@ def fold_pass_through(g, node, ins, q_out):
     # single-input op with different in/out params: run it at the input's params, then requantize
     src = data[0].name
     mid = g.fresh_name(f"{q_out}_pre")
-    from ..ir import TensorType
     g.types[mid] = TensorType(g.types[q_out].dtype, g.types[q_out].shape, g.types[src].quant)
     attrs = node.attrs
     if node.op == "Pad":
@@ -161,4 +158,3 @@ def fold_pass_through(g, node, ins, q_out):
     inputs = [src if i == node.inputs[0] else i for i in node.inputs]
     first = Node(node.op, tuple(inputs), (mid,), attrs, node.name, node.origin)
     return [first, requant_node(g, mid, out_q, node, dst=q_out)]
-from . import fold_qdq_arith  # noqa: F401

@@ -31,7 +31,7 @@ import numpy as np
 from ..compiler.lowering.movement import TransposeAttrs
 from ..compiler.lowering.shape_ops import ReshapeAttrs
 from ..ir import DType, Graph, Node, TensorType
-from .fold_qdq import per_tensor
+from .fold_qdq_base import per_tensor
 
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)

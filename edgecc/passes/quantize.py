@@ -60,8 +60,6 @@ def activation_params(lo: float, hi: float) -> QuantParams:
 
 def quantize_graph(graph: Graph, ranges: Dict[str, Tuple[float, float]],
                    exclude: Iterable[str] = ()) -> Graph:
-    from . import fold_qdq_rules  # noqa: F401  registers the rules this pass probes
-
     g = graph.copy()
     exclude = set(exclude)
     # tensors next to a Q/DQ already (a second run) keep those parameters

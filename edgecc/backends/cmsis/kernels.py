@@ -61,7 +61,7 @@ def scratch_bytes(graph, node) -> int:
     return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
 
 
-@kernel("QConvNHWC", backend="cmsis")
+@kernel("QConvNHWC")
 def conv(ctx, node):
     g = ctx.graph
     x, w, y = (ctx.view(n) for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
@@ -84,7 +84,7 @@ def conv(ctx, node):
         tables=requant_tables(x_t, w_t, y_t, channels), needs=HELPERS)
 
 
-@kernel("MaxPoolNHWC", "QAveragePoolNHWC", backend="cmsis")
+@kernel("MaxPoolNHWC", "QAveragePoolNHWC")
 def pool(ctx, node):
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
     a = node.attrs
@@ -97,7 +97,7 @@ def pool(ctx, node):
         [x.name, y.name], needs=HELPERS)
 
 
-@kernel("QSoftmax", backend="cmsis")
+@kernel("QSoftmax")
 def softmax(ctx, node):
     """arm_softmax_s8 over the trailing axes; its output is fixed at scale 1/256, zero
     point -128 (TFLite), so other output quantizations use the portable kernel."""
@@ -120,7 +120,7 @@ def softmax(ctx, node):
         [node.inputs[0], node.outputs[0]], needs=HELPERS)
 
 
-@kernel("QGemm", backend="cmsis")
+@kernel("QGemm")
 def fully_connected(ctx, node):
     g = ctx.graph
     x, w, y = (ctx.view(n) for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
@@ -148,7 +148,7 @@ def _same_shape(ctx, node):
     return len({ctx.graph.types[i].shape for i in node.inputs}) == 1
 
 
-@kernel("QAdd", backend="cmsis")
+@kernel("QAdd")
 def elementwise_add(ctx, node):
     from ...ir.quant_ref import ADD_LEFT_SHIFT, add_multipliers
     if not _same_shape(ctx, node) or ctx.view(node.outputs[0]).ctype != "int8_t":
@@ -167,7 +167,7 @@ def elementwise_add(ctx, node):
         needs=HELPERS)
 
 
-@kernel("QMul", backend="cmsis")
+@kernel("QMul")
 def elementwise_mul(ctx, node):
     if not _same_shape(ctx, node) or ctx.view(node.outputs[0]).ctype != "int8_t":
         return None

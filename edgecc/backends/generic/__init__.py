@@ -1,6 +1,11 @@
 """The portable C backend: every IR op has a kernel here; other backends override some."""
-import importlib
-import pkgutil
+import os
 
-for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    importlib.import_module(f"{__name__}.{_mod}")
+from ..kernels import Backend
+from . import (batchnorm, conv, elementwise, gemm, int8, int8_arith, layernorm, movement, pool,
+               quantize_linear, reduce, resize, softmax, tiles)
+
+BACKEND = Backend.collect(
+    "generic", os.path.join(os.path.dirname(__file__), "templates"),
+    [batchnorm, conv, elementwise, gemm, int8, int8_arith, layernorm, movement, pool,
+     quantize_linear, reduce, resize, softmax, tiles])

@@ -1,0 +1,93 @@
+"""The targets: one record each. Everything that differs between targets is a field here, and
+the driver, codegen, verify, bench and the CLI ask the record; no other module compares a
+target or backend name (tests/test_architecture.py checks).
+
+A record names its backend chain (the first backend whose kernel takes a node emits it;
+``generic`` covers every op), the layout pass its kernels want, whether the memory plan may
+run depthwise convolutions in place (a portable-kernel variant), its board (flash/SRAM
+budgets, firmware builds; targets/cortex_m.py) and how verify runs its programs. ``register``
+adds a target at run time (e.g. a test's toy backend); registering a name twice is an error.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+from ..errors import EdgeccError
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    description: str
+    backends: Tuple[str, ...]           # backend chain (backends/registry.py names)
+    layout: Optional[str] = None        # "module:function", Graph -> Graph, run before planning
+    inplace_depthwise: bool = True      # kernels of this chain have in-place depthwise variants
+    board: Optional[str] = None         # QEMU board record (targets/cortex_m.py BOARDS key)
+    runner: str = "host"                # verify: "host" (gcc) or "qemu-system-arm" (firmware)
+
+    def backend_chain(self) -> List:
+        from ..backends.registry import get_backend
+        return [get_backend(b) for b in self.backends]
+
+    def layout_pass(self) -> Optional[Callable]:
+        if self.layout is None:
+            return None
+        module, fn = self.layout.split(":")
+        return getattr(importlib.import_module(module), fn)
+
+    def scratch(self, graph, node) -> int:
+        """Arena scratch bytes the chain's kernels need for ``node``."""
+        return sum(b.scratch(graph, node) for b in self.backend_chain() if b.scratch)
+
+    def runtime_files(self, generated: Dict[str, str]) -> Dict[str, str]:
+        files: Dict[str, str] = {}
+        for b in self.backend_chain():
+            if b.runtime_files:
+                files.update(b.runtime_files(generated))
+        return files
+
+    def get_board(self):
+        if self.board is None:
+            return None
+        from .cortex_m import get_board
+        return get_board(self.board)
+
+    @property
+    def default_sram(self) -> Optional[int]:
+        board = self.get_board()
+        return None if board is None else board.default_sram
+
+
+def _cortex_m(name: str, what: str) -> Target:
+    return Target(name, f"{what}: NHWC int8 layers on CMSIS-NN calls, portable C for the rest",
+                  ("cmsis", "generic"), layout="edgecc.passes.layout_nhwc:to_nhwc",
+                  inplace_depthwise=False, board=name, runner="qemu-system-arm")
+
+
+TARGETS: Dict[str, Target] = {t.name: t for t in (
+    Target("generic", "portable C99 for any compiler", ("generic",)),
+    _cortex_m("cortex-m4", "Arm Cortex-M4 (DSP), QEMU mps2-an386"),
+    _cortex_m("cortex-m7", "Arm Cortex-M7 (DSP), QEMU mps2-an500"),
+    _cortex_m("cortex-m55", "Arm Cortex-M55 (Helium), QEMU mps3-an547"),
+)}
+
+
+def get_target(name: str) -> Target:
+    t = TARGETS.get(name)
+    if t is None:
+        raise EdgeccError(f"unknown --target '{name}'; known: {', '.join(TARGETS)}")
+    return t
+
+
+def register(target: Target) -> Target:
+    if target.name in TARGETS:
+        raise ValueError(f"target '{target.name}' is already registered")
+    TARGETS[target.name] = target
+    return target
+
+
+def with_board() -> List[str]:
+    """The targets whose programs run as firmware on a board."""
+    return [n for n, t in TARGETS.items() if t.board is not None]

@@ -60,11 +60,36 @@ def c_string(text: str) -> str:
     return "".join(c if c.isalnum() or c in " _-.:/" else f"\\{ord(c):03o}" for c in text)
 
 
+try:  # numpy's shortest round-trip formatter, as np.format_float_scientific calls it
+    from numpy._core._multiarray_umath import dragon4_scientific as _dragon4
+except ImportError:  # numpy 1.x
+    try:
+        from numpy.core.multiarray import dragon4_scientific as _dragon4
+    except ImportError:
+        _dragon4 = None
+
+_PLAIN_INTS = (DType.INT8, DType.UINT8, DType.INT16, DType.UINT16)
+
+
+def _items(flat: np.ndarray, dtype: DType) -> List[str]:
+    """c_literal of every element (fast paths with the same text for the common types)."""
+    if dtype in _PLAIN_INTS or (dtype == DType.INT32 and flat.size and flat.min() > -2**31):
+        return list(map(str, flat.tolist()))
+    if dtype == DType.FLOAT32 and _dragon4 is not None and np.isfinite(flat).all():
+        try:
+            return [_dragon4(x, precision=-1, unique=True, trim="0", sign=False, pad_left=-1,
+                             exp_digits=-1, min_digits=-1) + "f"
+                    for x in flat.astype(np.float32)]
+        except TypeError:  # another numpy's signature: the public path below
+            pass
+    return [c_literal(v, dtype) for v in flat.tolist()]
+
+
 def c_array_body(values: np.ndarray, dtype: DType, per_line: int = 8) -> str:
     flat = values.reshape(-1)
     if flat.size == 0:
         return "0"
-    items = [c_literal(v, dtype) for v in flat.tolist()]
+    items = _items(flat, dtype)
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
     return ",\n    ".join(lines)
 

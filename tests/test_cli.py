@@ -54,7 +54,7 @@ def test_verify_per_layer_passes_on_heldout_images():
 
 
 def test_verify_reports_mismatch_with_exit_1(monkeypatch, capsys):
-    import edgecc.verify as v
+    import edgecc.verify.host as v
     real = v.run_host
 
     def perturbed(*args, **kwargs):

@@ -35,7 +35,7 @@ from edgecc.cli.main import main
 from edgecc.compiler.driver import compile_model
 from edgecc.errors import EdgeccError
 from edgecc.targets.cortex_m import BOARDS, COMMON_CFLAGS
-from edgecc.verify_cortex_m import format_cortex_m_report, verify_cortex_m
+from edgecc.verify.cortex_m import format_cortex_m_report, verify_cortex_m
 
 MISSING = [t for t in ("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm")
            if shutil.which(t) is None]

@@ -23,9 +23,9 @@ from onnx_helpers import quantize_ort, trained_digits_onnx
 from edgecc.cli.main import main
 from edgecc.compiler.driver import compile_model
 from edgecc.compiler.registry import op_info
-from edgecc.reference import ReferenceSession
-from edgecc.verify_int8 import format_quant_report, is_integer_node, verify_quantized
-from edgecc.verify_int8_report import output_lsb
+from edgecc.verify.reference import ReferenceSession
+from edgecc.verify.int8 import format_quant_report, is_integer_node, verify_quantized
+from edgecc.verify.int8_report import output_lsb
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = trained_digits_onnx()  # trained on load_digits in this test run
@@ -125,7 +125,7 @@ def test_digits_qdq_layers_and_heldout_top1(qdq, tmp_path):
     integer kernels are exact (reference.integer_kernels_exact(): not on AVX2 without VNNI,
     whose u8 x s8 pair sums saturate, so its logits can be off by more than rounding)."""
     import onnxruntime as ort
-    from edgecc.reference import integer_kernels_exact
+    from edgecc.verify.reference import integer_kernels_exact
     path = qdq("digits")
     x_test = digits_split()[1]
     samples = [{"image": x[None]} for x in x_test]
@@ -174,7 +174,7 @@ def test_ort_quantized_variants_layers_within_one_lsb(name, per_channel, activat
         samples = zoo_samples(name, result.graph)
     _, rep = check_model(path, samples, tmp_path, result=result)
     if fmt == "QOperator":  # QLinearConv & co: computed exactly, and verify says so
-        from edgecc.reference import integer_kernels_exact
+        from edgecc.verify.reference import integer_kernels_exact
         note = [n for n in rep.notes if n.startswith("reference: ")]
         assert note and "computed exactly in numpy" in note[0], rep.notes
         if activation == "QUInt8" and not integer_kernels_exact():
@@ -279,7 +279,7 @@ def test_cli_verify_quantized_model(qdq, tmp_path, capsys):
 
 def test_cli_verify_catches_a_layer_off_by_two(qdq, monkeypatch, capsys):
     """A layer program whose output is 2 LSB off fails verify (exit 1) and shows the row."""
-    import edgecc.verify_int8 as v
+    import edgecc.verify.int8 as v
     real = v.run_host
 
     def perturbed(build, inputs, **kw):

@@ -4,7 +4,7 @@ Models are quantized in the test by onnxruntime's quantize_static (QOperator for
 channel and per tensor; int8 and uint8 activations), compiled by edgecc and run on the host;
 the output is compared with onnxruntime running the same quantized model, in LSB of the
 output's scale (onnxruntime requantizes in float, edgecc in fixed point: QUANT.md), through
-edgecc.reference: the integer matrix/convolution nodes (QLinearConv, QGemm, MatMulInteger...)
+edgecc.verify.reference: the integer matrix/convolution nodes (QLinearConv, QGemm, MatMulInteger...)
 are computed exactly there, since onnxruntime's u8 x s8 kernels saturate on AVX2 without VNNI.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from edgecc.compiler import registry
 from edgecc.compiler.driver import compile_model
 from edgecc.errors import UnsupportedError
 from edgecc.runner import build_host, run_host
-from edgecc.reference import integer_kernels_exact
+from edgecc.verify.reference import integer_kernels_exact
 from edgecc.verify import reference_run
 
 ort_quant = pytest.importorskip("onnxruntime.quantization")

@@ -1,4 +1,4 @@
-"""edgecc/reference.py: the exact reference for the integer ONNX ops whose onnxruntime value
+"""edgecc/verify/reference.py: the exact reference for the integer ONNX ops whose onnxruntime value
 depends on the CPU (u8/s8 x s8 kernels that saturate int16 pair sums on AVX2 without VNNI).
 
 The exact ops are checked two ways: against onnxruntime on inputs small enough that no int16
@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecc.reference import (ReferenceSession, _session, conv_int, exact_node,
+from edgecc.verify.reference import (ReferenceSession, _session, conv_int, exact_node,
                               integer_kernels_exact)
 
 

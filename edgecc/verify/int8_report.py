@@ -1,4 +1,4 @@
-"""The figures and tables of `edgecc verify` on quantized graphs (see verify_int8.py).
+"""The figures and tables of `edgecc verify` on quantized graphs (see verify/int8.py).
 
 End to end: share of output elements equal / within 1 LSB and the largest difference, in LSB
 of the output's integer tensor (the DequantizeLinear input when the output is dequantized), and
@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import numpy as np
 
-from .ir import DType, Graph
+from ..ir import DType, Graph
 
 INT_DTYPES = (DType.INT8, DType.UINT8, DType.INT16, DType.UINT16, DType.INT32)
 

@@ -1,5 +1,5 @@
-"""edgecc verify: build the generated C, run it, and compare with the reference: onnxruntime,
-made exact where its integer kernels depend on the CPU (reference.py).
+"""verify on the host: build the generated C with gcc, run it, and compare with the reference:
+onnxruntime, made exact where its integer kernels depend on the CPU (reference.py).
 
 Tolerance (float): every element within ``tol * max|reference|`` of onnxruntime's output
 (relative to the largest magnitude in that output). Reported per output: max abs error,
@@ -7,7 +7,7 @@ max error relative to max|ref|, cosine similarity. ``--per-layer`` repeats this 
 layer output that also exists in the ONNX graph, using a -DEDGECC_TRACE build.
 
 Quantized graphs (integer ops from a QDQ or QOperator model, or ``--quantize int8``) take the
-path of verify_int8.py instead; ``verify_report`` picks the path and is what the CLI calls.
+path of int8.py instead; ``host_report`` picks the path.
 """
 from __future__ import annotations
 
@@ -22,13 +22,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .compiler.driver import compile_model
-from .compiler.loader import read_model
-from .errors import EdgeccError
-from .ir import Graph
+from ..compiler.driver import compile_model
+from ..compiler.loader import read_model
+from ..errors import EdgeccError
+from ..ir import Graph
+from . import int8 as q
 from .reference import ReferenceSession
-from .targets.registry import get_target
-from .runner import build_host, read_trace, run_host
+from ..runner import build_host, read_trace, run_host
 
 
 @dataclass
@@ -200,26 +200,19 @@ def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
 DEFAULT_MIN_SQNR = 20.0
 
 
-def verify_report(path: str, target: str = "generic", inputs: Optional[str] = None,
-                  per_layer: bool = False, input_shapes=None, tol: float = 1e-4,
-                  sanitize: bool = False, min_sqnr: float = DEFAULT_MIN_SQNR,
-                  workdir: Optional[str] = None, flash: Optional[int] = None,
-                  **compile_options) -> Tuple[str, bool]:
-    """What `edgecc verify` prints, and whether it passed.
+def host_report(path: str, target: str = "generic", inputs: Optional[str] = None,
+                per_layer: bool = False, input_shapes=None, tol: float = 1e-4,
+                sanitize: bool = False, min_sqnr: float = DEFAULT_MIN_SQNR,
+                workdir: Optional[str] = None, flash: Optional[int] = None,
+                **compile_options) -> Tuple[str, bool]:
+    """`edgecc verify` for a target whose programs run on the host (``flash`` unused).
 
     A float graph: the tolerance check above. A graph with integer ops (a QDQ or QOperator
-    model): verify_int8.verify_quantized, each layer alone within 1 LSB of onnxruntime. A float
+    model): int8.verify_quantized, each layer alone within 1 LSB of the reference. A float
     model compiled with ``quantize="int8"`` (``compile_options`` go to compile_model: prefix,
     skip_passes, quantize, calib, sram, stack, ...): SQNR and top-1 agreement against the float
-    model. A Cortex-M target: verify_cortex_m (firmware under QEMU bit-exact with the host
-    build, the same checks on the target's graph, and the memory report; ``flash`` is the
-    firmware's flash budget, unused for other targets).
+    model.
     """
-    from . import verify_int8 as q
-    if get_target(target).runner == "qemu-system-arm":
-        from .verify_cortex_m import verify_cortex_m_report
-        return verify_cortex_m_report(path, target, inputs, per_layer, input_shapes, tol,
-                                      sanitize, min_sqnr, workdir, flash, **compile_options)
     quantize = compile_options.get("quantize")
     result = compile_model(path, target, input_shapes, **compile_options)
     if not quantize and not q.has_integer_ops(result.graph):

@@ -35,7 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 from edgecc.compiler.driver import PATCH_OVERHEAD, optimize  # noqa: E402
-from edgecc.compiler.registry import op_macs  # noqa: E402
+from edgecc.ir.ops import op_macs  # noqa: E402
 from edgecc.passes.memory_plan import greedy_by_size_arena, plan_memory  # noqa: E402
 from edgecc.passes.patch_plan import plan_patches, strip_input_quantize  # noqa: E402
 

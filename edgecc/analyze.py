@@ -5,7 +5,7 @@ import json
 from typing import Dict, List
 
 from .compiler.driver import CompileResult
-from .compiler.registry import op_info, op_macs
+from .ir.ops import op_info, op_macs
 from .memory_report import memory_report
 from .passes.patch_plan import TILE_MOVES
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from .compiler.driver import compile_model, layer_by_layer
 from .errors import EdgeccError
 from .memory_report import MemoryReport, memory_report
+from .passes.patch_plan import is_tile_node
 
 KIB = 1024.0
 _LAYER_COLOR, _PATCH_COLOR, _BUDGET_COLOR = "#1f77b4", "#2ca02c", "#d62728"
@@ -70,7 +72,6 @@ def _patch_title(plan, result, stage) -> str:
 
 
 def _tile_span(graph):
-    from .passes.patch_plan import is_tile_node
     idx = [i for i, n in enumerate(graph.nodes) if is_tile_node(n)]
     return (idx[0], idx[-1]) if idx else None
 
@@ -126,7 +127,6 @@ def plot_analyze(path: str, model: str, target: str, kwargs: dict, result) -> No
     here. Layer by layer is drawn even when it is over the SRAM budget (the point of the plot):
     for a patched result it is driver.layer_by_layer's build of the same graph (no budget
     check, no second import or calibration)."""
-    from .compiler.driver import compile_model, layer_by_layer
     require_matplotlib()
     if result.patch is not None:
         layer, patched = layer_by_layer(result), result

@@ -9,6 +9,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from .backends.codegen import make_env
 from .errors import EdgeccError
 from .ir import Graph
 
@@ -25,7 +26,6 @@ class HostBuild:
 
 
 def render_harness(prefix: str, n_inputs: int, n_outputs: int) -> str:
-    from .backends.codegen import make_env
     env = make_env([RUNTIME_DIR])
     return env.get_template("host_main.c.j2").render(
         prefix=prefix, PREFIX=prefix.upper(), n_inputs=n_inputs, n_outputs=n_outputs)

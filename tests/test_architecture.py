@@ -6,7 +6,7 @@
 * A backend's template is reached only as ``<backend>/<name>``: two backends with a template
   of the same name each get their own, and a kernel's template never falls back to another
   backend's folder.
-* No import cycle between edgecc's modules (top-level imports).
+* No import cycle between edgecc's modules or subpackages (top-level imports).
 * A toy backend defined here (one kernel, one template folder, one target record) compiles and
   runs the digits CNN: its kernel for the one op it overrides, generic for the rest.
 """
@@ -150,9 +150,21 @@ def import_graph():
     return g
 
 
-def test_no_import_cycle_between_modules():
-    cycles = list(nx.simple_cycles(import_graph()))
-    assert not cycles, f"import cycles: {cycles}"
+def test_no_import_cycle_between_modules_or_packages():
+    """Modules, and the subpackages (ir, compiler, passes, backends, targets, verify, cli) as
+    nodes: the IR depends on nothing above it, compiler/ only lowers ONNX to IR."""
+    g = import_graph()
+    cycles = list(nx.simple_cycles(g))
+    assert not cycles, f"import cycles between modules: {cycles}"
+    packages = nx.DiGraph()
+    for a, b in g.edges():
+        pa, pb = ".".join(a.split(".")[:2]), ".".join(b.split(".")[:2])
+        if pa != pb:
+            packages.add_edge(pa, pb)
+    cycles = list(nx.simple_cycles(packages))
+    assert not cycles, f"import cycles between packages: {cycles}"
+    assert not any(b.startswith(("edgecc.compiler", "edgecc.passes", "edgecc.backends"))
+                   for a, b in g.edges() if a.startswith("edgecc.ir"))
 
 
 # -- a toy backend, defined only here ----------------------------------------------------------

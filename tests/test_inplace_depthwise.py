@@ -16,17 +16,17 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import helper, save
+from onnx_helpers import make_model, quantize_ort, rand
+from test_memory_plan import check_buffers_pairwise, check_plan
+from test_patch_plan import int8_input, mbv2  # noqa: F401  (mbv2: the QDQ model fixture)
 
 from edgecc.backends.codegen import generate
 from edgecc.compiler.driver import PATCH_OVERHEAD, compile_model, optimize
-from edgecc.compiler.registry import IR_OPS, op_macs
+from edgecc.ir.ops import IR_OPS, op_macs
 from edgecc.passes.memory_plan import plan_memory
 from edgecc.passes.patch_plan import is_tile_node, plan_patches
 from edgecc.runner import build_host, run_host
 from edgecc.targets.registry import get_target
-from onnx_helpers import make_model, quantize_ort, rand
-from test_memory_plan import check_buffers_pairwise, check_plan
-from test_patch_plan import int8_input, mbv2  # noqa: F401  (mbv2: the QDQ model fixture)
 
 GENERIC = get_target("generic").backend_chain()
 

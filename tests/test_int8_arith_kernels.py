@@ -12,20 +12,34 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from int8_testlib import (
+    I8,
+    SEED,
+    U8,
+    WIDE,
+    Program,
+    bounds,
+    dtypes,
+    fit_scale,
+    near,
+    near_q,
+    qp,
+    rand_act,
+    rand_int,
+    rand_q,
+    spatial_sizes,
+)
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecc.compiler.lowering.gemm import MatMulAttrs
-from edgecc.compiler.lowering.int8_arith_ops import QBinaryAttrs
-from edgecc.compiler.lowering.pool import PoolAttrs
-from edgecc.compiler.lowering.reduce import ReduceAttrs
-from edgecc.compiler.lowering.softmax import SoftmaxAttrs
 from edgecc.ir import Activation
 from edgecc.ir import quant_ref as R
+from edgecc.ir.ops.gemm import MatMulAttrs
+from edgecc.ir.ops.int8_arith_ops import QBinaryAttrs
+from edgecc.ir.ops.pool import PoolAttrs
+from edgecc.ir.ops.reduce import ReduceAttrs
+from edgecc.ir.ops.softmax import SoftmaxAttrs
 from edgecc.ir.quant import dequantize, quant_range, quantize
 from edgecc.runner import build_host, run_host
-from int8_testlib import (I8, SEED, U8, WIDE, Program, bounds, dtypes, fit_scale, near, near_q,
-                          qp, rand_act, rand_int, rand_q, spatial_sizes)
-
 
 # -- QAdd, QMul, QAveragePool, QReduceMean, QSoftmax, QMatMul ----------------------------------
 
@@ -305,10 +319,14 @@ def test_fold_arith_rules(tmp_path):
 def test_resnet8_qdq_folds_to_integer(tmp_path):
     """onnxruntime's QDQ ResNet-8: the residual Adds, GlobalAveragePool and Softmax fold too,
     leaving only the input Quantize and the output Dequantize in float."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
-
     import model_zoo
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
     from edgecc.analyze import analysis
     from edgecc.compiler.driver import compile_model
 

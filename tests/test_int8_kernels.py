@@ -14,20 +14,43 @@ import math
 import subprocess
 
 import numpy as np
+from int8_testlib import (
+    I8,
+    SEED,
+    U8,
+    WIDE,
+    Program,
+    bounds,
+    dtypes,
+    fit_scale,
+    near,
+    qp,
+    rand_act,
+    rand_int,
+    rand_q,
+    spatial_sizes,
+)
 
 from edgecc.backends.codegen import c_literal, make_env
-from edgecc.backends.generic.int8 import UNARY
-from edgecc.compiler.lowering.conv import ConvAttrs
-from edgecc.compiler.lowering.gemm import GemmAttrs
-from edgecc.compiler.lowering.quantize_linear import QuantAttrs, QuantizeAttrs
+from edgecc.ir.ops import op_info
 from edgecc.ir import Activation, DType
 from edgecc.ir import quant_ref as R
-from edgecc.ir.quant import (INT32_MAX, INT32_MIN, dequantize, quant_range, quantize,
-                             quantize_multiplier, rdbp, requantize, srdhm)
+from edgecc.ir.ops.conv import ConvAttrs
+from edgecc.ir.ops.gemm import GemmAttrs
+from edgecc.ir.ops.quantize_linear import QuantAttrs, QuantizeAttrs
+from edgecc.ir.quant import (
+    INT32_MAX,
+    INT32_MIN,
+    dequantize,
+    quant_range,
+    quantize,
+    quantize_multiplier,
+    rdbp,
+    requantize,
+    srdhm,
+)
 from edgecc.passes.fold_qdq import LutAttrs
 from edgecc.targets.registry import get_target
-from int8_testlib import (I8, SEED, U8, WIDE, Program, bounds, dtypes, fit_scale, near, qp,
-                          rand_act, rand_int, rand_q, spatial_sizes)
 
 GENERIC = get_target("generic").backend_chain()
 
@@ -220,7 +243,8 @@ def test_qlut(tmp_path):
         s_x = 2.0**-4 if i == 7 else rng.uniform(0.01, 0.06)
         s_y = 2.0**-3 if i == 7 else rng.uniform(0.01, 0.06)   # i == 7: every other code a half
         qx, qy = rand_q(rng, tx, s_x), rand_q(rng, ty, s_y)
-        fn = lambda v, k=kind, a=alpha, b=beta: UNARY[k](v, a, b, "none")  # noqa: E731
+        f = (lambda v, *_: v) if kind == "Requantize" else op_info(kind).pointwise
+        fn = lambda v, f=f, a=alpha, b=beta: f(v, a, b, "none")  # noqa: E731
         want = R.qlut(x, qx, qy, fn, ty)
         p.node("QLut", [p.input(x, qx)], LutAttrs(kind, alpha, beta), want, qy,
                f"{kind} {tx.__name__}->{ty.__name__}")

@@ -14,18 +14,18 @@ import importlib.util
 import json
 import os
 
+import model_zoo
 import numpy as np
 import onnx
 import pytest
-
-import model_zoo
 from onnx_helpers import quantize_ort, trained_digits_onnx
+
 from edgecc.cli.main import main
 from edgecc.compiler.driver import compile_model
-from edgecc.compiler.registry import op_info
-from edgecc.verify.reference import ReferenceSession
+from edgecc.ir.ops import op_info
 from edgecc.verify.int8 import format_quant_report, is_integer_node, verify_quantized
 from edgecc.verify.int8_report import output_lsb
+from edgecc.verify.reference import ReferenceSession
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS = trained_digits_onnx()  # trained on load_digits in this test run
@@ -125,6 +125,7 @@ def test_digits_qdq_layers_and_heldout_top1(qdq, tmp_path):
     integer kernels are exact (reference.integer_kernels_exact(): not on AVX2 without VNNI,
     whose u8 x s8 pair sums saturate, so its logits can be off by more than rounding)."""
     import onnxruntime as ort
+
     from edgecc.verify.reference import integer_kernels_exact
     path = qdq("digits")
     x_test = digits_split()[1]

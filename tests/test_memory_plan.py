@@ -12,16 +12,16 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
+from onnx_helpers import make_model, rand
 
 from edgecc.compiler.driver import compile_model
 from edgecc.compiler.frontend import import_onnx
-from edgecc.compiler.registry import op_info
-from edgecc.compiler.lowering.shape_ops import ReshapeAttrs
 from edgecc.ir import DType, Graph, Node, TensorType, op_sequence
+from edgecc.ir.ops import op_info
+from edgecc.ir.ops.shape_ops import ReshapeAttrs
 from edgecc.passes.memory_plan import ALIGN, greedy_by_size_arena, plan_memory
 from edgecc.passes.pipeline import run_pipeline
 from edgecc.runner import build_host, run_host
-from onnx_helpers import make_model, rand
 
 F32 = TensorProto.FLOAT
 

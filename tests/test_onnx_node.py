@@ -13,7 +13,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from edgecc.compiler import registry
+from edgecc.compiler import lowering, registry  # noqa: F401  (lowering: registers)
 from edgecc.compiler.driver import compile_model
 from edgecc.runner import build_host, run_host
 from node_ledger import LEDGER, REQUIRED_OPS
@@ -50,7 +50,6 @@ def _params():
 def freeze_const_inputs(model: onnx.ModelProto, inputs: dict) -> onnx.ModelProto:
     """Turn graph inputs that feed compile-time-constant slots (directly or through other
     nodes) into initializers."""
-    registry.load_all()
     need = set()
     for node in model.graph.node:
         entry = registry.LOWERINGS.get(node.op_type)
@@ -111,7 +110,6 @@ def test_node(name, tmp_path):
 
 
 def test_every_registered_op_has_node_tests():
-    registry.load_all()
     covered = set().union(*(_ops(c) for c in CASES.values()))
     # com.microsoft.* contrib lowerings have no ONNX node tests: tests/test_qoperator.py
     missing = sorted(op for op in set(registry.LOWERINGS) - covered if "." not in op)

@@ -12,21 +12,21 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
+from onnx_helpers import make_model, rand
 
-from edgecc.compiler import registry
+from edgecc.compiler import lowering, registry  # noqa: F401  (lowering: registers)
 from edgecc.compiler.driver import compile_model
 from edgecc.compiler.frontend import import_onnx
-from edgecc.compiler.lowering.gemm import MatMulAttrs
-from edgecc.compiler.lowering.movement import TransposeAttrs
 from edgecc.errors import UnsupportedError
 from edgecc.ir import Activation, DType, Graph, Node, TensorType, op_sequence
+from edgecc.ir.ops.gemm import MatMulAttrs
+from edgecc.ir.ops.movement import TransposeAttrs
 from edgecc.passes.cleanup import eliminate_dead_code, remove_identities
 from edgecc.passes.constant_folding import fold_constants
 from edgecc.passes.fold_batchnorm import fold_batchnorm
 from edgecc.passes.fuse_activation import fuse_activation
 from edgecc.passes.pipeline import PIPELINE, run_pipeline
 from edgecc.runner import build_host, run_host
-from onnx_helpers import make_model, rand
 
 F32 = TensorProto.FLOAT
 
@@ -217,7 +217,6 @@ def producer_act_model(producer, kind, seed=0):
 
 def test_fold_constants_transpose_of_constant():
     """Before: wt = Transpose(w_const); y = MatMul(x, wt).  After: y = MatMul(x, wt_const)."""
-    registry.load_all()
     f = DType.FLOAT32
     w = np.arange(12, dtype=np.float32).reshape(3, 4)
     g = Graph("t", [], ["x"], ["y"], {"x": TensorType(f, (2, 4)), "wt": TensorType(f, (4, 3)),
@@ -237,7 +236,6 @@ def test_fold_constants_transpose_of_constant():
 
 def test_fold_constants_skips_a_node_whose_reference_declines():
     """A MatMul with a fused activation has no numpy reference (it returns None): keep it."""
-    registry.load_all()
     f = DType.FLOAT32
     g = Graph("t", [], [], ["y"], {"m": TensorType(f, (2, 2)), "y": TensorType(f, (2, 2))})
     g.add_constant("a", np.ones((2, 3), np.float32))

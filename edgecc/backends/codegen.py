@@ -16,9 +16,9 @@ from typing import Dict, List, Optional, Sequence
 import jinja2
 import numpy as np
 
-from ..compiler.registry import op_info
 from ..errors import UnsupportedError
 from ..ir import DType, Graph, IRError
+from ..ir.ops import op_info
 from ..passes.memory_plan import MemoryPlan
 from . import kernels as K
 from .kernels import Backend

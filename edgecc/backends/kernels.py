@@ -25,7 +25,6 @@ import numpy as np
 from ..ir import DType, Graph, TensorType
 
 
-
 @dataclass
 class Kernel:
     template: str

@@ -214,8 +214,8 @@ def _patch_info(p) -> Optional[dict]:
 
 
 def cmd_verify(args) -> int:
-    from ..verify import verify_report
     from ..compiler.budget import parse_size
+    from ..verify import verify_report
     text, ok = verify_report(args.model, args.target, args.inputs, args.per_layer,
                              _shapes(args), args.tol, sanitize=args.sanitize,
                              min_sqnr=args.min_sqnr, prefix=args.name,

@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence
 
+from ..backends.codegen import generate
 from ..errors import EdgeccError
 from ..ir import Graph
+from ..ir.ops import op_macs
+from ..passes.fold_qdq import fold_qdq
 from ..passes.memory_plan import MemoryPlan, plan_memory
+from ..passes.patch_plan import plan_patches
 from ..passes.pipeline import PIPELINE, run_pipeline
+from ..passes.quantize import quantize_graph
 from ..targets.registry import get_target
+from .budget import DEFAULT_STACK, check_sram, sram_needed
+from .calibrate import calibrate, load_calibration
 from .frontend import import_onnx
+from .loader import load_static_model
 
 QUANTIZE_MODES = (None, "int8")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
@@ -32,7 +41,6 @@ class CompileResult:
 
 
 def check_name(prefix: str) -> str:
-    import re
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
         raise EdgeccError(f"--name '{prefix}' is not a valid C identifier")
     return prefix
@@ -65,7 +73,6 @@ def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str
     graph = run_pipeline(graph, skip=set(skip_passes) | set(names[cut:]))
     graph = post_training_quantize(graph, path, input_shapes, model, calib, calib_method,
                                    calib_percentile, exclude, progress)
-    from ..passes.fold_qdq import fold_qdq
     for name, fn in PIPELINE[cut:]:
         if name not in skip_passes:
             graph = fold_qdq(graph, keep_float=exclude) if name == "fold-qdq" else fn(graph)
@@ -77,9 +84,6 @@ def post_training_quantize(graph: Graph, path: str, input_shapes, model, calib, 
                            percentile: float, exclude: Sequence[str],
                            progress: Optional[bool]) -> Graph:
     """Calibrate the float model on ``calib`` and insert Q/DQ (passes/quantize.py)."""
-    from ..passes.quantize import quantize_graph
-    from .calibrate import calibrate, load_calibration
-    from .loader import load_static_model
 
     label = os.path.basename(path)
     if any(n.op in ("QuantizeLinear", "DequantizeLinear") for n in graph.nodes):
@@ -126,7 +130,6 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
         raise EdgeccError(f"patch={patch!r}: expected one of {PATCH_MODES}")
     patch_plan = None
     budget_sram = record.default_sram if sram is None else sram
-    from .budget import DEFAULT_STACK, check_sram, sram_needed
     stack = DEFAULT_STACK if stack is None else stack
     unpatched = graph
     laid_out, plan = _layout_and_plan(graph, target)
@@ -159,7 +162,6 @@ def layer_by_layer(result: CompileResult) -> CompileResult:
 
 def _emit(graph: Graph, plan: MemoryPlan, prefix: str, target: str):
     """(C files, const byte stats) of a laid-out, planned graph; CMSIS-NN sources when called."""
-    from ..backends.codegen import generate
     record = get_target(target)
     stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
     files = generate(graph, plan, prefix, record.backend_chain(), stats=stats)
@@ -173,8 +175,6 @@ def find_patch_plan(graph: Graph, target: str, fits=lambda arena: True,
     whose halos add at most ``overhead`` x the model's MACs (None: no cap); when none of those
     is found or ``fits(arena)`` fails, the smallest arena at any cost in MACs (kept if
     smaller). None when patching does not lower the arena."""
-    from ..passes.patch_plan import plan_patches
-    from .registry import op_macs
 
     def measure(g: Graph) -> int:
         return _layout_and_plan(g, target)[1].arena_bytes

@@ -10,9 +10,12 @@ from onnx import helper, numpy_helper
 
 from ..errors import EdgeccError, UnsupportedError
 from ..ir import DType, Graph, Node, Origin, TensorType
-from . import registry
-from .loader import (CONTRIB_DOMAIN, DEFAULT_DOMAINS, load_static_model, model_opset,
-                     static_shapes)
+from . import (
+    lowering,  # noqa: F401  (registers every lowering)
+    registry,
+)
+from .loader import CONTRIB_DOMAIN, DEFAULT_DOMAINS, load_static_model, model_opset, static_shapes
+from .lowering.quantize_linear import dequantize_constant
 
 
 class LowerCtx:
@@ -69,7 +72,6 @@ class LowerCtx:
         if (producer is None or producer.op != "DequantizeLinear"
                 or producer.inputs[0] not in self.graph.constants):
             return None
-        from .lowering.quantize_linear import dequantize_constant
         value = dequantize_constant(producer.attrs.quant, self.graph.constants[producer.inputs[0]])
         self.graph.nodes.remove(producer)
         del self.graph.types[name]
@@ -136,7 +138,6 @@ def lowering_key(node: onnx.NodeProto) -> str:
 def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Graph:
     """user_opset: the opset the user's file declared (errors name it); lowering sees
     ``model``'s opset, which the loader may have converted."""
-    registry.load_all()
     opset = model_opset(model)
     shapes = static_shapes(model)
     g = model.graph

@@ -1,5 +1,5 @@
 """The typed graph IR (see docs/ARCHITECTURE.md)."""
-from .graph import Graph, IRError, Node, NoAttrs, Origin, op_sequence
+from .graph import Graph, IRError, NoAttrs, Node, Origin, op_sequence
 from .types import DType, QuantParams, TensorType
 
 __all__ = ["Graph", "IRError", "Node", "NoAttrs", "Origin", "op_sequence", "DType",

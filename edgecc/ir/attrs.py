@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-
 @dataclass(frozen=True)
 class Activation:
     """A pointwise activation, standalone or fused into Conv/ConvTranspose/Gemm/MatMul.

@@ -111,10 +111,6 @@ class Graph:
         self.constants = {k: v for k, v in self.constants.items() if k in used}
         self.types = {k: v for k, v in self.types.items() if k in used}
 
-    def macs(self) -> int:
-        from ..compiler.registry import op_macs  # late import: ops know their MACs
-        return sum(op_macs(self, n) for n in self.nodes)
-
     # -- invariants ------------------------------------------------------------------------
     def verify(self) -> None:
         defined = set(self.inputs) | set(self.constants)

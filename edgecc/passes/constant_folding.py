@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compiler.registry import op_info
 from ..ir import Graph
+from ..ir.ops import op_info
 
 
 def fold_constants(graph: Graph) -> Graph:

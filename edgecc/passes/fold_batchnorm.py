@@ -21,8 +21,8 @@ import dataclasses
 
 import numpy as np
 
-from ..compiler.lowering.batchnorm import batchnorm_affine
 from ..ir import Graph
+from ..ir.ops.batchnorm import batchnorm_affine
 
 
 def fold_batchnorm(graph: Graph) -> Graph:

@@ -22,8 +22,7 @@ from ..ir import Graph
 from . import fold_qdq_arith as arith
 from . import fold_qdq_rules as rules
 from .cleanup import eliminate_dead_code, rename_tensor
-from .fold_qdq_base import (LutAttrs, QIn, is_int8, per_tensor,  # noqa: F401  (LutAttrs: API)
-                            requant_node)
+from .fold_qdq_base import LutAttrs, QIn, is_int8, per_tensor, requant_node  # noqa: F401  (LutAttrs: API)
 
 # The rules in the order they are tried: for each float op, the first rule that returns
 # nodes wins (e.g. MatMul: QGemm for a constant 2-D weight, else QMatMul; Relu/Clip: fused

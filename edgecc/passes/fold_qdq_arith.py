@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import Activation, DType, Node, QuantParams, TensorType
+from ..ir.ops.int8_arith_ops import QBinaryAttrs
 from ..ir.quant import choose_qparams, quantize
 from .fold_qdq_base import CLAMP_ACTIVATIONS, QIn, fold_rule, is_int8, per_tensor
 
@@ -64,7 +65,6 @@ def _binary(g, node, ins, q_out, activation, out_node):
     if None in names:
         return None
     op = "QAdd" if node.op == "Add" else "QMul"
-    from ..compiler.lowering.int8_arith_ops import QBinaryAttrs
     return [Node(op, tuple(names), (q_out,), QBinaryAttrs(activation), out_node.name,
                  out_node.origin)]
 

@@ -10,9 +10,20 @@ import dataclasses
 
 import numpy as np
 
-from ..ir import Node, TensorType
-from .fold_qdq_base import (CLAMP_ACTIVATIONS, LutAttrs, fold_rule, is_int8, per_tensor,
-                            quantize_bias, quantize_weight_const, requant_node)
+from ..ir import Node, QuantParams, TensorType
+from ..ir.ops import IR_OPS
+from ..ir.ops.gemm import GemmAttrs
+from .fold_qdq_base import (
+    CLAMP_ACTIVATIONS,
+    LutAttrs,
+    QIn,
+    fold_rule,
+    is_int8,
+    per_tensor,
+    quantize_bias,
+    quantize_weight_const,
+    requant_node,
+)
 
 
 def _runtime_int8(g, qin) -> bool:
@@ -58,7 +69,6 @@ def fold_matmul(g, node, ins, q_out):
 
 def _fold_fc(g, node, ins, q_out, trans_b, bias):
     """Fully connected: y[m, n] = sum_k x[m, k] * W[n, k] + b[n], W stored (N, K)."""
-    from ..compiler.lowering.gemm import GemmAttrs
 
     act = node.attrs.activation
     x, w = ins[0], ins[1]
@@ -67,8 +77,6 @@ def _fold_fc(g, node, ins, q_out, trans_b, bias):
         return None
     value = g.constants[w.name]
     if not trans_b:  # re-lay out (K, N) as (N, K); per-channel axis 1 becomes axis 0
-        from .fold_qdq import QIn
-        from ..ir import QuantParams, TensorType
         quant = w.quant
         if quant is not None and quant.axis is not None:
             quant = QuantParams(quant.scale, quant.zero_point, 0, quant.bits)
@@ -90,8 +98,7 @@ def _fold_fc(g, node, ins, q_out, trans_b, bias):
     return [Node("QGemm", tuple(inputs), (q_out,), attrs, node.name, node.origin)]
 
 
-LUT_OPS = ("Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Gelu",
-           "Exp", "Log", "Sqrt", "Neg", "Abs", "Erf")
+LUT_OPS = tuple(op for op, info in IR_OPS.items() if info.pointwise)  # as 256-entry tables
 
 
 @fold_rule(*LUT_OPS)

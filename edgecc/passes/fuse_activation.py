@@ -14,10 +14,10 @@ from __future__ import annotations
 import dataclasses
 
 from ..ir import Activation, Graph
+from ..ir.ops import IR_OPS
 
 FUSABLE_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-FUSABLE_ACTIVATIONS = ("Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish",
-                       "Tanh")
+FUSABLE_ACTIVATIONS = tuple(op for op, info in IR_OPS.items() if info.activation)
 
 
 def fuse_activation(graph: Graph) -> Graph:

@@ -28,9 +28,9 @@ from typing import Dict, List
 
 import numpy as np
 
-from ..compiler.lowering.movement import TransposeAttrs
-from ..compiler.lowering.shape_ops import ReshapeAttrs
 from ..ir import DType, Graph, Node, TensorType
+from ..ir.ops.movement import TransposeAttrs
+from ..ir.ops.shape_ops import ReshapeAttrs
 from .fold_qdq_base import per_tensor
 
 TO_NHWC = (0, 2, 3, 1)

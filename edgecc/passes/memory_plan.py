@@ -42,8 +42,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Set, Tuple
 
-from ..compiler.registry import op_info
 from ..ir import Graph
+from ..ir.ops import op_info
 
 ALIGN = 16
 

@@ -26,9 +26,9 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..compiler.lowering.tile_ops import TileAttrs
-from ..compiler.registry import op_macs
 from ..ir import Graph, Node, TensorType
+from ..ir.ops import op_macs
+from ..ir.ops.tile_ops import TileAttrs
 from .memory_plan import live_lower_bound, node_live_bytes, plan_memory
 
 Region = Tuple[Tuple[int, int], Tuple[int, int]]  # ((h0, h1), (w0, w1)), half-open

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Sequence, Tuple
 
+from ..errors import EdgeccError
 from ..ir import Graph
 from .cleanup import eliminate_dead_code, remove_identities
 from .constant_folding import fold_constants
@@ -25,7 +26,6 @@ PIPELINE: List[Tuple[str, Callable[[Graph], Graph]]] = [
 def run_pipeline(graph: Graph, skip: Sequence[str] = ()) -> Graph:
     unknown = set(skip) - {name for name, _ in PIPELINE}
     if unknown:
-        from ..errors import EdgeccError
         raise EdgeccError(f"unknown pass(es) {', '.join(sorted(unknown))}; known: "
                           + ", ".join(name for name, _ in PIPELINE))
     for name, fn in PIPELINE:

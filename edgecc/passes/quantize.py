@@ -39,8 +39,8 @@ from typing import Dict, Iterable, Optional, Set, Tuple
 
 import numpy as np
 
-from ..compiler.lowering.quantize_linear import QuantAttrs, QuantizeAttrs
 from ..ir import DType, Graph, Node, Origin, QuantParams, TensorType
+from ..ir.ops.quantize_linear import QuantAttrs, QuantizeAttrs
 from ..ir.quant import choose_qparams
 from .fold_qdq import FOLD_RULES, QIn
 from .fuse_activation import FUSABLE_PRODUCERS

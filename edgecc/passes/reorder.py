@@ -37,8 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from ..compiler.registry import op_info
 from ..ir import Graph
+from ..ir.ops import op_info
 from .memory_plan import _align, external_tensors, plan_memory
 
 MAX_STATES = 100_000

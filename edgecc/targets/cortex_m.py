@@ -35,8 +35,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import EdgeccError
-from .cortex_m_project import (BOARD_SOURCES, Project, copy_board_support,
-                               render_linker_script, write_project, write_text)
+from .cortex_m_project import (
+    BOARD_SOURCES,
+    Project,
+    copy_board_support,
+    render_linker_script,
+    write_project,
+    write_text,
+)
 
 # -ffp-contract=off: no fused multiply-add, so float results are bit-exact with the host build.
 # -fno-ipa-cp: arm-none-eabi-gcc 12.2.1 (Debian's 12.2.rel1) miscompiles at -O2: a static

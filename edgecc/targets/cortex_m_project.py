@@ -15,6 +15,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from ..backends.codegen import make_env
 from ..errors import EdgeccError
 from .model_header import ModelInterface, parse_interface, render_input_rows
 
@@ -52,7 +53,6 @@ def cmsis_nn_files() -> List[str]:
 
 
 def _env():
-    from ..backends.codegen import make_env
     return make_env([BOARDS_DIR])
 
 

@@ -10,9 +10,18 @@ from typing import Optional, Tuple
 
 from ..targets.registry import get_target
 from .cortex_m import verify_cortex_m_report
-from .host import (DEFAULT_MIN_SQNR, Comparison, compare, format_report,  # noqa: F401
-                   host_report, load_inputs, onnxruntime_errors, random_inputs,
-                   reference_run, verify)
+from .host import (  # noqa: F401
+    DEFAULT_MIN_SQNR,
+    Comparison,
+    compare,
+    format_report,
+    host_report,
+    load_inputs,
+    onnxruntime_errors,
+    random_inputs,
+    reference_run,
+    verify,
+)
 
 RUNNERS = {"host": host_report, "qemu-system-arm": verify_cortex_m_report}
 

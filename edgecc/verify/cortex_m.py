@@ -35,16 +35,26 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import onnx
 
+from ..analyze import analysis
 from ..compiler.driver import compile_model
 from ..compiler.loader import read_model
 from ..errors import EdgeccError
 from ..ir import Graph
-from ..runner import build_host, run_host
+from ..runner import build_host, read_trace, run_host
+from ..targets.cortex_m import DEFAULT_STACK, build_firmware, get_board, require_tools, run_qemu
 from ..targets.registry import get_target
-from .int8 import (MAX_LAYER_SAMPLES, QuantReport, _ort_refs, has_integer_ops,
-                          layer_regions, layer_report, onnx_tensor_names, verify_patched,
-                          verify_ptq)
 from .host import format_report, load_inputs, onnxruntime_errors, verify
+from .int8 import (
+    MAX_LAYER_SAMPLES,
+    QuantReport,
+    _ort_refs,
+    has_integer_ops,
+    layer_regions,
+    layer_report,
+    onnx_tensor_names,
+    verify_patched,
+    verify_ptq,
+)
 from .int8_report import format_quant_report
 
 MAX_QEMU_SAMPLES = 4
@@ -181,7 +191,6 @@ def run_firmware(result, samples: Sequence[Dict[str, np.ndarray]], workdir: str,
                  sram: Optional[int] = None, flash: Optional[int] = None,
                  stack: Optional[int] = None, timeout: float = 600) -> FirmwareRuns:
     """Builds the firmware once and runs it under QEMU on every sample."""
-    from ..targets.cortex_m import DEFAULT_STACK, build_firmware, get_board, run_qemu
     graph, target = result.graph, result.target
     board = get_board(target)
     arrays = [[np.asarray(s[n]).astype(graph.types[n].dtype.np_dtype).reshape(
@@ -260,8 +269,6 @@ def locate_difference(result, sample: Dict[str, np.ndarray], workdir: str,
                       stack: Optional[int]) -> Optional[FirstDifference]:
     """Builds the firmware and the host program with -DEDGECC_TRACE, runs both on ``sample``
     and compares every layer output in execution order."""
-    from ..runner import read_trace
-    from ..targets.cortex_m import DEFAULT_STACK, build_firmware, run_qemu
     graph = result.graph
     arrays = [np.asarray(sample[n]).astype(graph.types[n].dtype.np_dtype).reshape(
         graph.types[n].shape) for n in graph.inputs]
@@ -337,9 +344,6 @@ def verify_cortex_m(path: str, target: str, inputs: Optional[str] = None,
     """Compile for ``target`` (``compile_options`` go to compile_model: quantize, calib, sram,
     stack, prefix, ...), run under QEMU, compare with the host build and onnxruntime.
     ``samples``: a list of {input name: array} (else read from ``inputs``, or one random)."""
-    from ..analyze import analysis
-    from ..compiler.budget import DEFAULT_STACK
-    from ..targets.cortex_m import require_tools
     if get_target(target).board is None:
         raise EdgeccError(f"verify_cortex_m needs a target with a board, got '{target}'")
     require_tools("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm")

@@ -20,15 +20,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from ..compiler.driver import compile_model
 from ..compiler.loader import read_model
 from ..errors import EdgeccError
 from ..ir import Graph
+from ..runner import build_host, read_trace, run_host
 from . import int8 as q
 from .reference import ReferenceSession
-from ..runner import build_host, read_trace, run_host
 
 
 @dataclass

@@ -22,13 +22,21 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import onnx
 
+from ..backends.codegen import generate
+from ..compiler.driver import layer_by_layer
 from ..ir import DType, Graph, Node
 from ..passes.memory_plan import plan_memory
-from .reference import ReferenceSession
+from ..runner import build_host, read_trace, run_host
 from ..targets.registry import get_target
-from ..runner import build_host, run_host
-from .int8_report import (INT_DTYPES, OutputStats, format_quant_report,  # noqa: F401
-                                 output_lsb, output_stats, sqnr_db)
+from .int8_report import (  # noqa: F401
+    INT_DTYPES,
+    OutputStats,
+    format_quant_report,
+    output_lsb,
+    output_stats,
+    sqnr_db,
+)
+from .reference import ReferenceSession
 
 MAX_LAYER_SAMPLES = 8  # per-layer checks use the first samples (all of them for end to end)
 
@@ -165,7 +173,6 @@ def layer_programs(graph: Graph, regions: List[Region], target, parts: int):
     """The one-layer programs, in ``parts`` C programs, with the target's kernels (``target``: a
     targets.registry.Target): its backend chain, kernel scratch in the plan, and the runtime
     files its kernels call (e.g. the cmsis_nn sources)."""
-    from ..backends.codegen import generate
     chain = target.backend_chain()
     jobs = []
     for k, chunk in enumerate(split_regions(graph, regions, parts)):
@@ -295,7 +302,6 @@ def verify_ptq(result, model: onnx.ModelProto, samples, workdir: str, min_sqnr: 
     """A float model quantized by edgecc vs onnxruntime running the float model. With
     ``per_layer``: SQNR of each int8 tensor edgecc computes (dequantized) against the float
     tensor it stands for (``<t>_q`` stands for ``t``), on the first sample, full network."""
-    from ..runner import read_trace
     graph = result.graph
     known = onnx_tensor_names(model)
     stands_for = {}
@@ -338,7 +344,6 @@ def verify_patched(result, check: Callable, samples, workdir: str, sanitize: boo
     """A patched build (passes/patch_plan.py) in two steps: ``check(build)`` (the per-layer
     report) runs on the layer-by-layer build of the same graph, whose layers are onnxruntime's;
     then the patched build's outputs must equal that build's on every sample."""
-    from ..compiler.driver import layer_by_layer
     rep = check(layer_by_layer(result))
     graph = result.graph
     build = build_programs([(result.files, graph, result.prefix)],

@@ -12,8 +12,10 @@ import numpy as np
 
 from ...ir import DType
 from ...ir.quant import quant_range, quantize_multiplier
+from ...ir.quant_ref import ADD_LEFT_SHIFT, add_multipliers
 from ..generic.int8 import activation_bounds, requant_tables
 from ..kernels import Kernel, kernel
+from .cmsis_reference import softmax_params
 
 HELPERS = ("cmsis_helpers.c.j2",)
 # Scratch the real CMSIS-NN may ask for on DSP cores (its documented buffer-size formulas
@@ -101,7 +103,6 @@ def pool(ctx, node):
 def softmax(ctx, node):
     """arm_softmax_s8 over the trailing axes; its output is fixed at scale 1/256, zero
     point -128 (TFLite), so other output quantizations use the portable kernel."""
-    from .cmsis_reference import softmax_params
     g = ctx.graph
     x_t, y_t = g.types[node.inputs[0]], g.types[node.outputs[0]]
     a = node.attrs
@@ -150,7 +151,6 @@ def _same_shape(ctx, node):
 
 @kernel("QAdd")
 def elementwise_add(ctx, node):
-    from ...ir.quant_ref import ADD_LEFT_SHIFT, add_multipliers
     if not _same_shape(ctx, node) or ctx.view(node.outputs[0]).ctype != "int8_t":
         return None
     g = ctx.graph

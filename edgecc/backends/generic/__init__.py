@@ -2,8 +2,22 @@
 import os
 
 from ..kernels import Backend
-from . import (batchnorm, conv, elementwise, gemm, int8, int8_arith, layernorm, movement, pool,
-               quantize_linear, reduce, resize, softmax, tiles)
+from . import (
+               batchnorm,
+               conv,
+               elementwise,
+               gemm,
+               int8,
+               int8_arith,
+               layernorm,
+               movement,
+               pool,
+               quantize_linear,
+               reduce,
+               resize,
+               softmax,
+               tiles,
+)
 
 BACKEND = Backend.collect(
     "generic", os.path.join(os.path.dirname(__file__), "templates"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...compiler.lowering.batchnorm import batchnorm_affine
+from ...ir.ops.batchnorm import batchnorm_affine
 from ..kernels import Kernel, kernel
 
 

@@ -7,6 +7,7 @@ undefined behaviour in C. Float -> integer conversions saturate (NaN -> 0).
 from __future__ import annotations
 
 from ...ir import DType
+from ...ir.ops import IR_OPS
 from ..codegen import c_literal
 from ..kernels import Kernel, broadcast_strides, collapse_loops, kernel
 
@@ -113,8 +114,10 @@ def activation_expr(kind: str, v: str, dtype: DType, alpha=0.0, beta=0.0,
     raise KeyError(kind)
 
 
-@kernel("Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Exp",
-        "Log", "Sqrt", "Erf", "Neg", "Abs", "Gelu")
+POINTWISE_OPS = tuple(op for op, info in IR_OPS.items() if info.pointwise)
+
+
+@kernel(*POINTWISE_OPS)
 def unary(ctx, node):
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
     a = node.attrs

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ...ir.ops import op_info
 from ...ir.quant import quant_range, quantize_multipliers
 from ..kernels import Kernel, kernel
 from .conv import conv_context
@@ -72,39 +73,14 @@ def qgemm(ctx, node):
         tables=requant_tables(x_t, w_t, y_t, N), needs=HELPERS)
 
 
-def _erf(x):
-    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(np.float32)
-
-
-UNARY = {
-    "Requantize": lambda x, a, b, ap: x,
-    "Relu": lambda x, a, b, ap: np.maximum(x, np.float32(0)),
-    "Clip": lambda x, a, b, ap: np.clip(x, np.float32(a), np.float32(b)),
-    "LeakyRelu": lambda x, a, b, ap: np.where(x >= 0, x, x * np.float32(a)),
-    "Sigmoid": lambda x, a, b, ap: np.float32(1) / (np.float32(1) + np.exp(-x)),
-    "Tanh": lambda x, a, b, ap: np.tanh(x),
-    "HardSigmoid": lambda x, a, b, ap: np.clip(np.float32(a) * x + np.float32(b), 0, 1),
-    "HardSwish": lambda x, a, b, ap: x * np.clip(x / np.float32(6) + np.float32(0.5), 0, 1),
-    "Gelu": lambda x, a, b, ap: (
-        np.float32(0.5) * x * (1 + np.tanh(np.float32(0.7978845608028654)
-                                           * (x + np.float32(0.044715) * x ** 3)))
-        if ap == "tanh" else np.float32(0.5) * x * (1 + _erf(x / np.float32(math.sqrt(2))))),
-    "Exp": lambda x, a, b, ap: np.exp(x),
-    "Log": lambda x, a, b, ap: np.log(x),
-    "Sqrt": lambda x, a, b, ap: np.sqrt(x),
-    "Neg": lambda x, a, b, ap: -x,
-    "Abs": lambda x, a, b, ap: np.abs(x),
-    "Erf": lambda x, a, b, ap: _erf(x),
-}
-
-
 def lut_table(attrs, x_t, y_t) -> np.ndarray:
     """table[q - qmin] = Q_out(f(DQ_in(q))) for every input code q, in float32."""
     qmin, qmax = quant_range(x_t.dtype.np_dtype)
     codes = np.arange(qmin, qmax + 1, dtype=np.int32)
     real = (codes - x_t.quant.zero_point[0]).astype(np.float32) * np.float32(x_t.quant.scale[0])
     with np.errstate(all="ignore"):
-        out = UNARY[attrs.kind](real, attrs.alpha, attrs.beta, attrs.approximate).astype(np.float32)
+        fn = (lambda x, *_: x) if attrs.kind == "Requantize" else op_info(attrs.kind).pointwise
+        out = fn(real, attrs.alpha, attrs.beta, attrs.approximate).astype(np.float32)
         q = np.rint(out / np.float32(y_t.quant.scale[0]))
     omin, omax = quant_range(y_t.dtype.np_dtype)
     q = np.nan_to_num(q, nan=0.0, posinf=omax, neginf=omin) + y_t.quant.zero_point[0]

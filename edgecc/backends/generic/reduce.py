@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...compiler.lowering.reduce import lowest_value
 from ...ir import DType
+from ...ir.ops.reduce import lowest_value
 from ..codegen import c_literal
 from ..kernels import Kernel, collapse_loops, kernel
 

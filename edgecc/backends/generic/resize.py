@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...compiler.lowering.resize import axis_taps
 from ...ir import DType
+from ...ir.ops.resize import axis_taps
 from ..codegen import c_literal
 from ..kernels import Kernel, kernel
 from .elementwise import saturate_expr

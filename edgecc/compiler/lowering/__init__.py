@@ -1,6 +1,17 @@
-"""One module per op family; importing the package registers every lowering."""
-import importlib
-import pkgutil
-
-for _mod in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    importlib.import_module(f"{__name__}.{_mod}")
+"""ONNX -> IR lowerings, one module per op family; importing the package registers every
+lowering in compiler/registry.py's table (the modules are listed, not scanned)."""
+from . import (  # noqa: F401
+               batchnorm,
+               conv,
+               elementwise,
+               gemm,
+               layernorm,
+               movement,
+               pool,
+               qlinear,
+               quantize_linear,
+               reduce,
+               resize,
+               shape_ops,
+               softmax,
+)

@@ -1,26 +1,8 @@
 """BatchNormalization (inference form). passes/fold_batchnorm.py folds it into Conv/Gemm."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
-
-from ..registry import ir_op, lowering
-
-
-@dataclass(frozen=True)
-class BatchNormAttrs:
-    epsilon: float = 1e-5
-
-
-def batchnorm_affine(scale, bias, mean, var, epsilon):
-    """y = x * a + b per channel, with a = scale / sqrt(var + eps), b = bias - mean * a."""
-    a = scale.astype(np.float64) / np.sqrt(var.astype(np.float64) + epsilon)
-    b = bias.astype(np.float64) - mean.astype(np.float64) * a
-    return a, b
-
-
-ir_op("BatchNormalization", elementwise=True)
+from ...ir.ops.batchnorm import BatchNormAttrs
+from ..registry import lowering
 
 
 @lowering("BatchNormalization", const_inputs=(1, 2, 3, 4))

@@ -6,25 +6,11 @@ for in-place planning), and a C kernel in backends/generic/elementwise.py.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ...ir import DType, TensorType, UnaryAttrs
-from ..registry import ir_op, lowering
-
-# -- unary ---------------------------------------------------------------------------------
-
-UNARY_DEFAULTS = {
-    "Relu": {}, "Sigmoid": {}, "Tanh": {}, "Exp": {}, "Log": {}, "Sqrt": {}, "Neg": {},
-    "Abs": {}, "Erf": {}, "HardSwish": {},
-    "LeakyRelu": {"alpha": 0.01},
-    "HardSigmoid": {"alpha": 0.2, "beta": 0.5},
-    "Gelu": {"approximate": "none"},
-}
-
-for _op in list(UNARY_DEFAULTS) + ["Clip"]:
-    ir_op(_op, elementwise=True)
+from ...ir.ops.elementwise import UNARY_DEFAULTS, CastAttrs
+from ..registry import lowering
 
 
 @lowering(*UNARY_DEFAULTS)
@@ -66,18 +52,6 @@ def lower_clip(ctx, node):
     ctx.emit("Clip", [node.input[0]], [node.output[0]], UnaryAttrs(alpha=lo, beta=hi))
 
 
-# -- Cast, Identity, Dropout ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class CastAttrs:
-    to: DType
-
-
-ir_op("Cast", elementwise=False,
-      reference=lambda n, xs: [xs[0].astype(n.attrs.to.np_dtype)])
-ir_op("Identity", reference=lambda n, xs: [xs[0]])
-
-
 @lowering("Cast")
 def lower_cast(ctx, node):
     from onnx import TensorProto
@@ -108,28 +82,6 @@ def lower_dropout(ctx, node):
     if len(node.output) > 1 and node.output[1]:
         shape = ctx.type(node.input[0]).shape
         ctx.graph.add_constant(node.output[1], np.ones(shape, dtype=np.bool_))
-
-
-# -- binary with broadcasting ---------------------------------------------------------------
-
-def _div(a, b):
-    """ONNX Div; on integers it truncates like C, and (as the C kernel does) x / 0 is 0."""
-    if a.dtype.kind not in "iu":
-        return np.divide(a, b)
-    with np.errstate(all="ignore"):
-        safe = np.where(b == 0, 1, b).astype(b.dtype)
-        q = (a - np.fmod(a, safe)) // safe
-        return np.where(b == 0, 0, q).astype(a.dtype)
-
-
-BINARY_NUMPY = {
-    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": _div,
-    "Pow": lambda a, b: np.power(a, b).astype(a.dtype),
-    "Min": np.minimum, "Max": np.maximum,
-    "PRelu": lambda a, b: np.where(a < 0, a * b, a).astype(a.dtype),
-}
-for _op, _fn in BINARY_NUMPY.items():
-    ir_op(_op, elementwise=True, reference=lambda n, xs, fn=_fn: [np.asarray(fn(xs[0], xs[1]))])
 
 
 @lowering("Add", "Sub", "Mul", "Div", "Pow", "PRelu")

@@ -9,32 +9,10 @@ shape is expanded here, so the kernel indexes them by position in the normalized
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from ..registry import ir_op, lowering
-
-
-@dataclass(frozen=True)
-class LayerNormAttrs:
-    axis: int             # first normalized axis (non-negative)
-    epsilon: float = 1e-5
-
-
-def _reference(node, xs):
-    x, scale = xs[0], xs[1]
-    bias = xs[2] if len(xs) > 2 else None
-    axes = tuple(range(node.attrs.axis, x.ndim))
-    mean = np.mean(x, axis=axes, keepdims=True)
-    inv_std = 1 / np.sqrt(np.mean((x - mean) ** 2, axis=axes, keepdims=True)
-                          + node.attrs.epsilon)
-    y = (x - mean) * inv_std * scale + (0 if bias is None else bias)
-    outs = [y.astype(x.dtype), mean, inv_std]
-    return [v for v, name in zip(outs, node.outputs) if name]
-
-
-ir_op("LayerNormalization", elementwise=False, reference=_reference)
+from ...ir.ops.layernorm import LayerNormAttrs
+from ..registry import lowering
 
 
 def _param(ctx, i, norm_shape, what):

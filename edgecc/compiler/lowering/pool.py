@@ -10,26 +10,10 @@ inside the explicitly padded input (never the taps ceil mode adds past the end p
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Tuple
-
 from ...ir import DType, TensorType
-from ..registry import ir_op, lowering
+from ...ir.ops.pool import PoolAttrs
+from ..registry import lowering
 from .conv import explicit_pads
-
-
-@dataclass(frozen=True)
-class PoolAttrs:
-    kernel: Tuple[int, ...]
-    strides: Tuple[int, ...]
-    pads: Tuple[int, ...]          # begin per spatial axis, then end per spatial axis
-    dilations: Tuple[int, ...]
-    count_include_pad: bool = False  # AveragePool only
-    storage_order: int = 0           # MaxPool Indices: 0 row major, 1 column major
-
-
-ir_op("MaxPool", elementwise=False)
-ir_op("AveragePool", elementwise=False)
 
 
 def _check_input(ctx, x_t: TensorType, op: str) -> int:

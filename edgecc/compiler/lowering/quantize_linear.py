@@ -6,20 +6,14 @@ into integer ops; the ones left are real conversions with their own C kernels.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ...ir import DType, QuantParams, TensorType
-from ...ir.quant import dequantize, quantize
-from ..registry import ir_op, lowering
+from ...ir.ops.quantize_linear import QuantAttrs, QuantizeAttrs, _broadcast
+from ...ir.quant import dequantize
+from ..registry import lowering
 
 QUANT_DTYPES = (DType.INT8, DType.UINT8, DType.INT32, DType.INT16, DType.UINT16)
-
-
-@dataclass(frozen=True)
-class QuantAttrs:
-    quant: QuantParams
 
 
 def qparams_from(ctx, scale, zero_point, axis: int, rank: int, dtype: DType) -> QuantParams:
@@ -36,26 +30,6 @@ def qparams_from(ctx, scale, zero_point, axis: int, rank: int, dtype: DType) -> 
                        axis if per_axis else None, bits)
 
 
-def _broadcast(q: QuantParams, shape):
-    """scale and zero point arrays shaped to broadcast against a tensor of ``shape``."""
-    s = np.asarray(q.scale, dtype=np.float32)
-    z = np.asarray(q.zero_point, dtype=np.int64)
-    if q.axis is None:
-        return s.reshape(()), z.reshape(())
-    view = [1] * len(shape)
-    view[q.axis] = -1
-    return s.reshape(view), z.reshape(view)
-
-
-def _ref_quantize(node, xs):
-    q = node.attrs.quant
-    s, z = _broadcast(q, xs[0].shape)
-    dtype = {8: np.int8, 16: np.int16}.get(q.bits, np.int32)
-    if min(q.zero_point) >= 0 and node.attrs.unsigned:
-        dtype = {8: np.uint8, 16: np.uint16}.get(q.bits, np.uint32)
-    return [quantize(xs[0], s, z, dtype)]
-
-
 def dequantize_constant(quant: QuantParams, value: np.ndarray) -> np.ndarray:
     s, z = _broadcast(quant, value.shape)
     return dequantize(value, s, z)
@@ -63,17 +37,6 @@ def dequantize_constant(quant: QuantParams, value: np.ndarray) -> np.ndarray:
 
 def _ref_dequantize(node, xs):
     return [dequantize_constant(node.attrs.quant, xs[0])]
-
-
-@dataclass(frozen=True)
-class QuantizeAttrs(QuantAttrs):
-    unsigned: bool = False
-
-
-ir_op("QuantizeLinear", elementwise=False, reference=_ref_quantize)
-# No reference for DequantizeLinear: folding DQ(int8 weight) to float would lose the
-# quantization that fold_qdq needs; fold_qdq removes what is left.
-ir_op("DequantizeLinear", elementwise=False)
 
 
 def _check_block(ctx):

@@ -12,25 +12,14 @@ folded here into a constant, which the run function copies out of flash.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Sequence
 
 import numpy as np
 from onnx import numpy_helper
 
 from ...ir import DType
-from ..registry import ir_op, lowering
-
-
-@dataclass(frozen=True)
-class ReshapeAttrs:
-    """The output shape (static; every -1 and 0 of the ONNX shape input resolved)."""
-
-    shape: Tuple[int, ...]
-
-
-ir_op("Reshape", alias=True,
-      reference=lambda n, xs: [np.reshape(xs[0], n.attrs.shape)])
+from ...ir.ops.shape_ops import ReshapeAttrs
+from ..registry import lowering
 
 
 def emit_reshape(ctx, src: str, out: str, shape: Sequence[int]) -> None:
@@ -131,8 +120,6 @@ def lower_unsqueeze(ctx, node):
     emit_reshape(ctx, node.input[0], node.output[0], shape)
 
 
-# -- values known at compile time --------------------------------------------------------------
-
 def add_folded(ctx, out: str, value: np.ndarray) -> None:
     """Make ``out`` a constant, with a clear error if the C backend cannot store its type."""
     value = np.asarray(value)
@@ -177,4 +164,3 @@ def lower_constant(ctx, node):
         raise ctx.error(f"Constant with attribute '{name}' is not supported "
                         "(strings and sparse tensors cannot be stored in C)")
     add_folded(ctx, node.output[0], value)
-

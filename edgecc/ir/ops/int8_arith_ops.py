@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ...ir import Activation
+from .. import Activation
 from ..registry import ir_op
 from .gemm import _matmul_macs
 
@@ -28,8 +28,18 @@ class QBinaryAttrs:
 
 
 ir_op("QAdd", elementwise=True)
+
+
 ir_op("QMul", elementwise=True)
+
+
 ir_op("QAveragePool")
+
+
 ir_op("QReduceMean")
+
+
 ir_op("QSoftmax")
+
+
 ir_op("QMatMul", macs=_matmul_macs)

@@ -23,7 +23,13 @@ class TileAttrs:
 
 
 ir_op("TileCopy")
+
+
 ir_op("TilePaste", elementwise=True)
+
+
 # the same on NHWC tensors (passes/layout_nhwc.py, Cortex-M): windows of H x W, C whole
 ir_op("TileCopyNHWC")
+
+
 ir_op("TilePasteNHWC", elementwise=True)

@@ -22,7 +22,11 @@ def _fc_macs(graph, node):
 
 # QConvNHWC (passes/layout_nhwc.py, CMSIS-NN kernels) has no in-place variant.
 ir_op("QConv", macs=_conv_macs, inplace_scratch=depthwise_inplace_scratch)
+
+
 ir_op("QGemm", macs=_fc_macs)
+
+
 ir_op("QLut", elementwise=True)
 
 
@@ -36,5 +40,9 @@ def _nhwc_conv_macs(graph, node):
 
 # Created by passes/layout_nhwc.py for the CMSIS-NN backend.
 ir_op("QConvNHWC", macs=_nhwc_conv_macs)
+
+
 ir_op("MaxPoolNHWC")
+
+
 ir_op("QAveragePoolNHWC")

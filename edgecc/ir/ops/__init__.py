@@ -1,0 +1,21 @@
+"""The IR ops, one module per family: attribute records and facts (ir/registry.py). Importing
+this package declares every op; ``op_info``/``op_macs``/``IR_OPS`` are re-exported here so that
+what uses them gets the full table."""
+from ..registry import IR_OPS, OpInfo, ir_op, op_info, op_macs  # noqa: F401
+from . import (  # noqa: F401  (declare)
+               batchnorm,
+               conv,
+               elementwise,
+               gemm,
+               int8_arith_ops,
+               int8_ops,
+               layernorm,
+               movement,
+               pool,
+               quantize_linear,
+               reduce,
+               resize,
+               shape_ops,
+               softmax,
+               tile_ops,
+)

@@ -1,0 +1,69 @@
+"""IR ops: Conv and ConvTranspose (explicit pads, N-d, grouped, dilated).
+
+Their attribute records and facts (numpy reference for constant folding, MACs, in-place
+and alias behaviour); the ONNX lowerings are in compiler/lowering/conv.py."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .. import Activation, Graph, Node
+from ..registry import ir_op
+
+
+@dataclass(frozen=True)
+class ConvAttrs:
+    kernel: Tuple[int, ...]
+    strides: Tuple[int, ...]
+    pads: Tuple[int, ...]          # begin per spatial axis, then end per spatial axis
+    dilations: Tuple[int, ...]
+    group: int = 1
+    activation: Optional[Activation] = None
+
+
+class ConvTransposeAttrs(ConvAttrs):
+    """The same fields as ConvAttrs; the weight is laid out (C_in, M / group, k...)."""
+
+
+def _conv_macs(graph: Graph, node: Node) -> int:
+    w = graph.types[node.inputs[1]].shape
+    y = graph.types[node.outputs[0]].shape
+    return int(np.prod(y)) * int(np.prod(w[1:]))
+
+
+def _convt_macs(graph: Graph, node: Node) -> int:
+    w = graph.types[node.inputs[1]].shape
+    x = graph.types[node.inputs[0]].shape
+    return int(np.prod(x)) * int(np.prod(w[1:]))
+
+
+def depthwise_inplace_scratch(graph: Graph, node: Node) -> Optional[int]:
+    """Scratch bytes (one output channel plane) of the in-place variant of a 2-D NCHW
+    depthwise convolution (group == C_in == C_out), or None when it cannot run in place.
+
+    The variant computes output plane k (of N * C) into the scratch, reading only input plane
+    k, then copies it to output plane k's place in the shared buffer. With P = H * W input and
+    Q = H_out * W_out output elements per plane, Q <= P and equal element sizes, planes run
+    in increasing k: before step k the writes cover [0, k * Q) which lies below input plane k's
+    [k * P, (k + 1) * P), so plane k is still intact when read; step k writes
+    [k * Q, (k + 1) * Q), below (k + 1) * P, i.e. only over input planes <= k, none of which is
+    read again. So the result equals the out-of-place convolution for any stride, padding
+    (also per side, as on patch tiles) and dilation."""
+    x_t, w_t, y_t = (graph.types[t] for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if (len(node.attrs.kernel) != 2 or x_t.rank != 4 or y_t.rank != 4
+            or x_t.dtype.itemsize != y_t.dtype.itemsize):
+        return None
+    channels = x_t.shape[1]
+    if not (node.attrs.group == channels == y_t.shape[1] and w_t.shape[1] == 1):
+        return None
+    if y_t.shape[0] != x_t.shape[0] or y_t.shape[2] * y_t.shape[3] > x_t.shape[2] * x_t.shape[3]:
+        return None
+    return y_t.shape[2] * y_t.shape[3] * y_t.dtype.itemsize
+
+
+ir_op("Conv", macs=_conv_macs, inplace_scratch=depthwise_inplace_scratch)
+
+
+ir_op("ConvTranspose", macs=_convt_macs)

@@ -100,6 +100,10 @@ def activation_expr(kind: str, v: str, dtype: DType, alpha=0.0, beta=0.0,
     if kind == "HardSwish":
         t = f"({v} / {lit(6.0)} + {half})"
         return f"({v} * ({t} < {zero} ? {zero} : ({t} > {one} ? {one} : {t})))"
+    if kind == "Elu":
+        return f"({v} >= {zero} ? {v} : {lit(alpha)} * {f('expm1')}({v}))"
+    if kind == "Softsign":
+        return f"({v} / ({one} + {f('fabs')}({v})))"
     if kind in ("Tanh", "Exp", "Log", "Sqrt", "Erf"):
         return f"{f(kind.lower())}({v})"
     if kind == "Neg":

@@ -46,6 +46,9 @@ UNARY = {
     "Neg": ({}, lambda x, a, b, ap: -x, False),
     "Abs": ({}, lambda x, a, b, ap: np.abs(x), False),
     "Erf": ({}, lambda x, a, b, ap: _erf(x), False),
+    "Elu": ({"alpha": 1.0}, lambda x, a, b, ap: np.where(x >= 0, x, np.float32(a) * np.expm1(x)),
+            True),
+    "Softsign": ({}, lambda x, a, b, ap: x / (np.float32(1) + np.abs(x)), False),
 }
 # the unary ops whose ONNX attributes the generic lowering reads (Clip has its own)
 UNARY_DEFAULTS = {op: d for op, (d, _, _) in UNARY.items() if d is not None}

@@ -94,6 +94,11 @@ class TensorView:
         return len(self.shape)
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of storage (sub-byte types packed)."""
+        return self.dtype.storage_bytes(self.numel)
+
+    @property
     def strides(self) -> Tuple[int, ...]:
         out, acc = [], 1
         for d in reversed(self.shape):

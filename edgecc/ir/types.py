@@ -15,19 +15,27 @@ from onnx import TensorProto
 
 
 class DType(enum.Enum):
-    """Element types the C backends can store. Value: (C type, numpy dtype, ONNX enum)."""
+    """Element types of the IR. Value: (C storage type, numpy dtype of one unpacked element,
+    ONNX enum or None, bits per element). Sub-byte types (int4, uint4, int2, uint2, binary)
+    are stored packed, little end first: element i is bits [i*b % 8, ...) of byte i*b // 8
+    (``storage_bytes``); binary holds -1/+1 as bit 0/1 (XNOR-Net's sign convention)."""
 
-    FLOAT32 = ("float", np.float32, TensorProto.FLOAT)
-    FLOAT64 = ("double", np.float64, TensorProto.DOUBLE)
-    INT8 = ("int8_t", np.int8, TensorProto.INT8)
-    INT16 = ("int16_t", np.int16, TensorProto.INT16)
-    INT32 = ("int32_t", np.int32, TensorProto.INT32)
-    INT64 = ("int64_t", np.int64, TensorProto.INT64)
-    UINT8 = ("uint8_t", np.uint8, TensorProto.UINT8)
-    UINT16 = ("uint16_t", np.uint16, TensorProto.UINT16)
-    UINT32 = ("uint32_t", np.uint32, TensorProto.UINT32)
-    UINT64 = ("uint64_t", np.uint64, TensorProto.UINT64)
-    BOOL = ("uint8_t", np.bool_, TensorProto.BOOL)
+    FLOAT32 = ("float", np.float32, TensorProto.FLOAT, 32)
+    FLOAT64 = ("double", np.float64, TensorProto.DOUBLE, 64)
+    INT8 = ("int8_t", np.int8, TensorProto.INT8, 8)
+    INT16 = ("int16_t", np.int16, TensorProto.INT16, 16)
+    INT32 = ("int32_t", np.int32, TensorProto.INT32, 32)
+    INT64 = ("int64_t", np.int64, TensorProto.INT64, 64)
+    UINT8 = ("uint8_t", np.uint8, TensorProto.UINT8, 8)
+    UINT16 = ("uint16_t", np.uint16, TensorProto.UINT16, 16)
+    UINT32 = ("uint32_t", np.uint32, TensorProto.UINT32, 32)
+    UINT64 = ("uint64_t", np.uint64, TensorProto.UINT64, 64)
+    BOOL = ("uint8_t", np.bool_, TensorProto.BOOL, 8)
+    INT4 = ("uint8_t", np.int8, TensorProto.INT4, 4)
+    UINT4 = ("uint8_t", np.uint8, TensorProto.UINT4, 4)
+    INT2 = ("uint8_t", np.int8, getattr(TensorProto, "INT2", None), 2)
+    UINT2 = ("uint8_t", np.uint8, getattr(TensorProto, "UINT2", None), 2)
+    BINARY = ("uint8_t", np.int8, None, 1)
 
     @property
     def c_type(self) -> str:
@@ -42,8 +50,21 @@ class DType(enum.Enum):
         return self.value[2]
 
     @property
+    def bits(self) -> int:
+        return self.value[3]
+
+    @property
+    def packed(self) -> bool:
+        """Stored several elements to a byte (the sub-byte types)."""
+        return self.bits < 8
+
+    @property
     def itemsize(self) -> int:
+        """Bytes of one unpacked element (numpy's); see storage_bytes for a tensor's size."""
         return self.np_dtype.itemsize
+
+    def storage_bytes(self, numel: int) -> int:
+        return (numel * self.bits + 7) // 8
 
     @property
     def is_float(self) -> bool:
@@ -51,12 +72,24 @@ class DType(enum.Enum):
 
     @property
     def is_signed(self) -> bool:
-        return self.is_float or self in (DType.INT8, DType.INT16, DType.INT32, DType.INT64)
+        return self.is_float or self in (DType.INT8, DType.INT16, DType.INT32, DType.INT64,
+                                         DType.INT4, DType.INT2, DType.BINARY)
+
+    @property
+    def int_range(self) -> Tuple[int, int]:
+        """The smallest and largest integer an element holds (binary: -1 and +1)."""
+        if self == DType.BINARY:
+            return -1, 1
+        if self.is_signed:
+            return -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        return 0, (1 << self.bits) - 1
 
     @classmethod
-    def from_onnx(cls, elem_type: int) -> "DType":
+    def from_onnx(cls, elem_type: int, allow_packed: bool = False) -> "DType":
+        """The DType of an ONNX element type. Sub-byte types only with ``allow_packed`` (the
+        front end refuses them until a lowering handles them)."""
         for d in cls:
-            if d.onnx_type == elem_type:
+            if d.onnx_type == elem_type and (allow_packed or not d.packed):
                 return d
         raise KeyError(TensorProto.DataType.Name(elem_type))
 
@@ -64,7 +97,7 @@ class DType(enum.Enum):
     def from_numpy(cls, dtype) -> "DType":
         dtype = np.dtype(dtype)
         for d in cls:
-            if d.np_dtype == dtype:
+            if d.np_dtype == dtype and not d.packed:
                 return d
         raise KeyError(str(dtype))
 
@@ -74,6 +107,7 @@ class QuantParams:
     """Affine quantization ``real = scale * (q - zero_point)``.
 
     Per tensor when ``axis`` is None (one scale and zero point), else per channel along ``axis``.
+    ``bits``: the integer width the values use (8 for int8, 4 for int4...; 32 for int32 bias).
     """
 
     scale: Tuple[float, ...]
@@ -94,7 +128,8 @@ class TensorType:
 
     @property
     def nbytes(self) -> int:
-        return self.numel * self.dtype.itemsize
+        """Bytes of storage (sub-byte types packed)."""
+        return self.dtype.storage_bytes(self.numel)
 
     @property
     def rank(self) -> int:

@@ -164,7 +164,7 @@ def _elementwise_target(graph: Graph, n, out: str, buffers: List[Buffer],
         b = buffers[buf_of[i]]
         same_buf_inputs = [j for j in n.inputs if j and buf_of.get(j) == buf_of[i]]
         if (b.end == idx and graph.types[i].shape == out_t.shape
-                and graph.types[i].dtype.itemsize == out_t.dtype.itemsize
+                and graph.types[i].dtype.bits == out_t.dtype.bits
                 and all(graph.types[j].shape == out_t.shape for j in same_buf_inputs)
                 and b.size == _align(out_t.nbytes)):
             return buf_of[i]

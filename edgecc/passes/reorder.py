@@ -146,7 +146,7 @@ def _inplace_candidates(graph: Graph, node, buf_of: Dict[str, int]) -> List[int]
             continue
         t = graph.types[i]
         same = [j for j in node.inputs if j and buf_of.get(j) == buf_of[i]]
-        if (t.shape == out_t.shape and t.dtype.itemsize == out_t.dtype.itemsize
+        if (t.shape == out_t.shape and t.dtype.bits == out_t.dtype.bits
                 and all(graph.types[j].shape == out_t.shape for j in same)
                 and _align(t.nbytes) == _align(out_t.nbytes)):
             found.append(buf_of[i])

@@ -53,7 +53,7 @@ def depthwise_inplace_scratch(graph: Graph, node: Node) -> Optional[int]:
     (also per side, as on patch tiles) and dilation."""
     x_t, w_t, y_t = (graph.types[t] for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
     if (len(node.attrs.kernel) != 2 or x_t.rank != 4 or y_t.rank != 4
-            or x_t.dtype.itemsize != y_t.dtype.itemsize):
+            or x_t.dtype.bits != y_t.dtype.bits or x_t.dtype.packed):
         return None
     channels = x_t.shape[1]
     if not (node.attrs.group == channels == y_t.shape[1] and w_t.shape[1] == 1):

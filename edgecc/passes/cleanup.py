@@ -13,7 +13,8 @@ eliminate_dead_code
 """
 from __future__ import annotations
 
-from ..ir import Graph
+from ..ir import Graph, Node
+from .rewrite import Rule, View, rewrite
 
 
 def rename_tensor(graph: Graph, old: str, new: str) -> None:
@@ -23,29 +24,26 @@ def rename_tensor(graph: Graph, old: str, new: str) -> None:
     graph.types[new] = graph.types[old]
 
 
+def _drop_identity(g: Graph, node: Node, view: View) -> bool:
+    src, dst = node.inputs[0], node.outputs[0]
+    if dst not in g.outputs:
+        g.nodes.remove(node)
+        g.nodes = [n.replace(inputs=tuple(src if i == dst else i for i in n.inputs))
+                   for n in g.nodes]
+        return True
+    producer = view.producers.get(src)
+    if producer is not None and src not in g.outputs and g.types[src] == g.types[dst]:
+        g.nodes.remove(node)
+        rename_tensor(g, src, dst)
+        return True
+    return False
+
+
+RULES = [Rule("identity", ("Identity",), _drop_identity)]
+
+
 def remove_identities(graph: Graph) -> Graph:
-    g = graph.copy()
-    changed = True
-    while changed:
-        changed = False
-        producers = g.producers()
-        for node in g.nodes:
-            if node.op != "Identity":
-                continue
-            src, dst = node.inputs[0], node.outputs[0]
-            if dst not in g.outputs:
-                g.nodes.remove(node)
-                g.nodes = [n.replace(inputs=tuple(src if i == dst else i for i in n.inputs))
-                           for n in g.nodes]
-                changed = True
-                break
-            producer = producers.get(src)
-            if (producer is not None and src not in g.outputs
-                    and g.types[src] == g.types[dst]):
-                g.nodes.remove(node)
-                rename_tensor(g, src, dst)
-                changed = True
-                break
+    g = rewrite(graph, RULES)
     g.remove_unused()
     return g
 

@@ -21,36 +21,35 @@ import dataclasses
 
 import numpy as np
 
-from ..ir import Graph
+from ..ir import Graph, Node
 from ..ir.ops.batchnorm import batchnorm_affine
+from .rewrite import Rule, View, rewrite
+
+
+def _fold(g: Graph, bn: Node, view: View) -> bool:
+    prod = view.producers.get(bn.inputs[0])
+    if (prod is None or prod.op not in ("Conv", "ConvTranspose", "Gemm")
+            or getattr(prod.attrs, "activation", None) is not None
+            or g.use_count(prod.outputs[0]) != 1 or prod.outputs[0] in g.outputs
+            or not all(g.is_constant(i) for i in bn.inputs[1:5])
+            or not all(g.is_constant(i) for i in prod.inputs[1:] if i)):
+        return False
+    if prod.op == "Gemm" and len(g.types[prod.outputs[0]].shape) != 2:
+        return False
+    a, s = batchnorm_affine(*(g.constants[i] for i in bn.inputs[1:5]), bn.attrs.epsilon)
+    new_prod = _fold_into(g, prod, a, s)
+    if new_prod is None:
+        return False
+    new_prod = new_prod.replace(outputs=(bn.outputs[0],))
+    g.nodes = [new_prod if n is prod else n for n in g.nodes if n is not bn]
+    return True
+
+
+RULES = [Rule("batchnorm-into-producer", ("BatchNormalization",), _fold)]
 
 
 def fold_batchnorm(graph: Graph) -> Graph:
-    g = graph.copy()
-    changed = True
-    while changed:
-        changed = False
-        producers = g.producers()
-        for bn in g.nodes:
-            if bn.op != "BatchNormalization":
-                continue
-            prod = producers.get(bn.inputs[0])
-            if (prod is None or prod.op not in ("Conv", "ConvTranspose", "Gemm")
-                    or getattr(prod.attrs, "activation", None) is not None
-                    or g.use_count(prod.outputs[0]) != 1 or prod.outputs[0] in g.outputs
-                    or not all(g.is_constant(i) for i in bn.inputs[1:5])
-                    or not all(g.is_constant(i) for i in prod.inputs[1:] if i)):
-                continue
-            if prod.op == "Gemm" and len(g.types[prod.outputs[0]].shape) != 2:
-                continue
-            a, s = batchnorm_affine(*(g.constants[i] for i in bn.inputs[1:5]), bn.attrs.epsilon)
-            new_prod = _fold_into(g, prod, a, s)
-            if new_prod is None:
-                continue
-            new_prod = new_prod.replace(outputs=(bn.outputs[0],))
-            g.nodes = [new_prod if n is prod else n for n in g.nodes if n is not bn]
-            changed = True
-            break
+    g = rewrite(graph, RULES)
     g.remove_unused()
     return g
 

@@ -16,13 +16,15 @@ different parameters becomes a QLut requantization (a 256-entry table).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional, Set
 
-from ..ir import Graph
+from ..ir import Graph, Node
 from . import fold_qdq_arith as arith
 from . import fold_qdq_rules as rules
 from .cleanup import eliminate_dead_code, rename_tensor
-from .fold_qdq_base import LutAttrs, QIn, is_int8, per_tensor, requant_node  # noqa: F401  (LutAttrs: API)
+from .fold_qdq_base import (LutAttrs, QIn, is_int8, per_tensor,  # noqa: F401  (LutAttrs: API)
+                            requant_node)
+from .rewrite import Rule, View, rewrite
 
 # The rules in the order they are tried: for each float op, the first rule that returns
 # nodes wins (e.g. MatMul: QGemm for a constant 2-D weight, else QMatMul; Relu/Clip: fused
@@ -35,8 +37,8 @@ RULE_ORDER = (
 
 
 def rule_table(order) -> Dict[str, Callable]:
-    """Float op -> one callable trying that op's rules in ``order``; a rule listed twice is
-    an error."""
+    """Float op -> one callable trying that op's rules in ``order`` (what passes/quantize.py
+    probes); a rule listed twice is an error."""
     if len(set(order)) != len(order):
         raise ValueError("a fold rule is listed twice")
     by_op: Dict[str, List[Callable]] = {}
@@ -61,51 +63,52 @@ def rule_table(order) -> Dict[str, Callable]:
 FOLD_RULES: Dict[str, Callable] = rule_table(RULE_ORDER)
 
 
+def _inputs(g: Graph, node: Node, view: View) -> List[Optional[QIn]]:
+    ins: List[Optional[QIn]] = []
+    for i in node.inputs:
+        p = view.producers.get(i) if i else None
+        if not i:
+            ins.append(None)
+        elif p is not None and p.op == "DequantizeLinear":
+            ins.append(QIn(p.inputs[0], p.attrs.quant, g.is_constant(p.inputs[0])))
+        elif g.is_constant(i):
+            ins.append(QIn(i, None, True))
+        else:
+            ins.append(QIn(i, None, False))  # a float runtime tensor: rules refuse
+    return ins
+
+
+def as_rewrite_rule(fold: Callable, keep_float: Set[str]) -> Rule:
+    """A fold rule as a rewrite rule: the node's output must feed only QuantizeLinear nodes
+    with equal parameters (not a graph output); they fold away with it."""
+    def apply(g: Graph, node: Node, view: View) -> bool:
+        if node.name in keep_float or len([o for o in node.outputs if o]) != 1:
+            return False
+        out = node.outputs[0]
+        users = view.consumers.get(out, [])
+        if (out in g.outputs or not users or any(u.op != "QuantizeLinear" for u in users)
+                or any(u.attrs.quant != users[0].attrs.quant for u in users)):
+            return False
+        q_out = users[0].outputs[0]
+        new_nodes = fold(g, node, _inputs(g, node, view), q_out)
+        if new_nodes is None:
+            return False
+        for extra in users[1:]:
+            g.nodes.remove(extra)
+            rename_tensor(g, extra.outputs[0], q_out)
+        g.nodes.remove(users[0])
+        at = g.nodes.index(node)
+        g.nodes[at:at + 1] = new_nodes
+        return True
+    return Rule(fold.__name__, fold.fold_ops, apply)
 
 
 def fold_qdq(graph: Graph, keep_float: Iterable[str] = ()) -> Graph:
     """keep_float: names of nodes that stay float (``--quantize-exclude``)."""
-    keep_float = set(keep_float)
-
-    g = graph.copy()
-    if not any(n.op in ("QuantizeLinear", "DequantizeLinear") for n in g.nodes):
-        return g
-    changed = True
-    while changed:
-        changed = False
-        producers, consumers = g.producers(), g.consumers()
-        for node in g.nodes:
-            rule = FOLD_RULES.get(node.op)
-            if rule is None or node.name in keep_float or len([o for o in node.outputs if o]) != 1:
-                continue
-            out = node.outputs[0]
-            users = consumers.get(out, [])
-            if (out in g.outputs or not users or any(u.op != "QuantizeLinear" for u in users)
-                    or any(u.attrs.quant != users[0].attrs.quant for u in users)):
-                continue
-            ins: List[Optional[QIn]] = []
-            for i in node.inputs:
-                p = producers.get(i) if i else None
-                if not i:
-                    ins.append(None)
-                elif p is not None and p.op == "DequantizeLinear":
-                    ins.append(QIn(p.inputs[0], p.attrs.quant, g.is_constant(p.inputs[0])))
-                elif g.is_constant(i):
-                    ins.append(QIn(i, None, True))
-                else:
-                    ins.append(QIn(i, None, False))  # a float runtime tensor: rules refuse
-            q_out = users[0].outputs[0]
-            new_nodes = rule(g, node, ins, q_out)
-            if new_nodes is None:
-                continue
-            for extra in users[1:]:
-                g.nodes.remove(extra)
-                rename_tensor(g, extra.outputs[0], q_out)
-            g.nodes.remove(users[0])
-            at = g.nodes.index(node)
-            g.nodes[at:at + 1] = new_nodes
-            changed = True
-            break
+    if not any(n.op in ("QuantizeLinear", "DequantizeLinear") for n in graph.nodes):
+        return graph.copy()
+    keep = set(keep_float)
+    g = rewrite(graph, [as_rewrite_rule(fn, keep) for fn in RULE_ORDER])
     g = _collapse_requantize(g)
     return eliminate_dead_code(g)  # the DQ/Q nodes folded away
 

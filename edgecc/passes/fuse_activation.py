@@ -13,34 +13,33 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..ir import Activation, Graph
+from ..ir import Activation, Graph, Node
 from ..ir.ops import IR_OPS
+from .rewrite import Rule, View, rewrite
 
 FUSABLE_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 FUSABLE_ACTIVATIONS = tuple(op for op, info in IR_OPS.items() if info.activation)
 
 
+def _fuse(g: Graph, act: Node, view: View) -> bool:
+    prod = view.producers.get(act.inputs[0])
+    if (prod is None or prod.op not in FUSABLE_PRODUCERS
+            or prod.attrs.activation is not None
+            or g.use_count(prod.outputs[0]) != 1 or prod.outputs[0] in g.outputs
+            or not g.types[prod.outputs[0]].dtype.is_float):
+        return False
+    fused = prod.replace(
+        outputs=(act.outputs[0],),
+        attrs=dataclasses.replace(prod.attrs, activation=Activation(
+            act.op, act.attrs.alpha, act.attrs.beta)))
+    g.nodes = [fused if n is prod else n for n in g.nodes if n is not act]
+    return True
+
+
+RULES = [Rule("activation-into-producer", FUSABLE_ACTIVATIONS, _fuse)]
+
+
 def fuse_activation(graph: Graph) -> Graph:
-    g = graph.copy()
-    changed = True
-    while changed:
-        changed = False
-        producers = g.producers()
-        for act in g.nodes:
-            if act.op not in FUSABLE_ACTIVATIONS:
-                continue
-            prod = producers.get(act.inputs[0])
-            if (prod is None or prod.op not in FUSABLE_PRODUCERS
-                    or prod.attrs.activation is not None
-                    or g.use_count(prod.outputs[0]) != 1 or prod.outputs[0] in g.outputs
-                    or not g.types[prod.outputs[0]].dtype.is_float):
-                continue
-            fused = prod.replace(
-                outputs=(act.outputs[0],),
-                attrs=dataclasses.replace(prod.attrs, activation=Activation(
-                    act.op, act.attrs.alpha, act.attrs.beta)))
-            g.nodes = [fused if n is prod else n for n in g.nodes if n is not act]
-            changed = True
-            break
+    g = rewrite(graph, RULES)
     g.remove_unused()
     return g

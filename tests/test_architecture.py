@@ -26,6 +26,7 @@ from edgecc.backends.kernels import Backend, Kernel
 from edgecc.compiler.driver import compile_model
 from edgecc.runner import build_host, run_host
 from edgecc.targets import registry as targets
+from edgecc.verify.host import verify
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "edgecc")
@@ -169,7 +170,10 @@ def test_no_import_cycle_between_modules_or_packages():
 
 # -- a toy backend, defined only here ----------------------------------------------------------
 
-TOY_POOL = """static void {{ fn }}(const float *x, float *y)
+TOY_POOL = """#ifndef EDGECC_TOY
+#error "built without the toy target's host_cflags"
+#endif
+static void {{ fn }}(const float *x, float *y)
 {
     /* toy backend: global average of {{ channels }} planes of {{ plane }} */
     int32_t c, i;
@@ -202,7 +206,8 @@ def test_toy_backend_compiles_and_runs_the_digits_cnn(tmp_path, monkeypatch):
     toy = Backend("toy", str(tmp_path / "toy"), {"AveragePool": toy_global_average})
     monkeypatch.setitem(backends._LOADED, "toy", toy)
     monkeypatch.setitem(targets.TARGETS, "toy",
-                        targets.Target("toy", "a test's toy backend", ("toy", "generic")))
+                        targets.Target("toy", "a test's toy backend", ("toy", "generic"),
+                                       host_cflags=("-DEDGECC_TOY=1",)))
     result = compile_model(DIGITS, "toy")
     code = result.files["model.c"]
     assert code.count("toy backend: global average of 64 planes of 16") == 1
@@ -213,9 +218,13 @@ def test_toy_backend_compiles_and_runs_the_digits_cnn(tmp_path, monkeypatch):
     assert layers(code) == layers(generic.files["model.c"])
     x = np.load(os.path.join(ROOT, "examples", "digits", "heldout.npz"))
     x = x[x.files[0]][:4].astype(np.float32).reshape((-1, 1, 1, 8, 8))
-    toy_build = build_host(result.files, result.graph, "model", str(tmp_path / "t"), sanitize=True)
+    toy_build = build_host(result.files, result.graph, "model", str(tmp_path / "t"), sanitize=True,
+                           cflags=targets.TARGETS["toy"].host_cflags)
     gen_build = build_host(generic.files, generic.graph, "model", str(tmp_path / "g"))
     for k, sample in enumerate(x):
         (a,) = run_host(toy_build, [sample], tag=f"t{k}")
         (b,) = run_host(gen_build, [sample], tag=f"g{k}")
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    # edgecc verify builds it with the record's flags (the template refuses to build without)
+    outputs, _, _ = verify(DIGITS, "toy", workdir=str(tmp_path / "v"))
+    assert all(c.ok for c in outputs), outputs

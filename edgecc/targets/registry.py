@@ -5,7 +5,8 @@ target or backend name (tests/test_architecture.py checks).
 A record names its backend chain (the first backend whose kernel takes a node emits it;
 ``generic`` covers every op), the layout pass its kernels want, whether the memory plan may
 run depthwise convolutions in place (a portable-kernel variant), its board (flash/SRAM
-budgets, firmware builds; targets/cortex_m.py) and how verify runs its programs. ``register``
+budgets, firmware toolchain and CPU flags; targets/cortex_m.py), how verify runs its programs
+and the flags its C needs on the host's gcc. ``register``
 adds a target at run time (e.g. a test's toy backend); registering a name twice is an error.
 """
 from __future__ import annotations
@@ -26,6 +27,9 @@ class Target:
     inplace_depthwise: bool = True      # kernels of this chain have in-place depthwise variants
     board: Optional[str] = None         # QEMU board record (targets/cortex_m.py BOARDS key)
     runner: str = "host"                # verify: "host" (gcc) or "qemu-system-arm" (firmware)
+    # flags its C needs when verify builds it with the host's gcc (e.g. -mavx2 -mfma); a
+    # board's own compiler and CPU flags are in its board record (targets/cortex_m.py)
+    host_cflags: Tuple[str, ...] = ()
 
     def backend_chain(self) -> List:
         from ..backends.registry import get_backend

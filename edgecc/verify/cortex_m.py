@@ -370,7 +370,8 @@ def verify_cortex_m(path: str, target: str, inputs: Optional[str] = None,
         if quant is not None:
             host = quant.got
         else:  # a float graph
-            build = build_host(result.files, graph, result.prefix, host_dir, sanitize=sanitize)
+            build = build_host(result.files, graph, result.prefix, host_dir, sanitize=sanitize,
+                               cflags=get_target(target).host_cflags)
             host = [run_host(build, [s[n] for n in graph.inputs], tag=f"h{k}")
                     for k, s in enumerate(qemu_samples)]
             outputs, layers, note = verify(path, target, inputs, per_layer, input_shapes, tol,

@@ -27,6 +27,7 @@ from ..compiler.loader import read_model
 from ..errors import EdgeccError
 from ..ir import Graph
 from ..runner import build_host, read_trace, run_host
+from ..targets.registry import get_target
 from . import int8 as q
 from .reference import ReferenceSession
 
@@ -177,7 +178,7 @@ def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
     with tempfile.TemporaryDirectory(prefix="edgecc-verify-") as tmp:
         wd = workdir or tmp
         build = build_host(result.files, graph, result.prefix, wd, sanitize=sanitize,
-                           trace=per_layer)
+                           trace=per_layer, cflags=get_target(result.target).host_cflags)
         for k, feed in enumerate(samples):
             trace_dir = os.path.join(wd, "trace") if per_layer and k == 0 else ""
             got_all.append(run_host(build, [feed[n] for n in graph.inputs], tag=f"s{k}",

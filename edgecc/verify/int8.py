@@ -159,12 +159,15 @@ def split_regions(graph: Graph, regions: List[Region], parts: int) -> List[List[
 
 
 def build_programs(jobs: List[tuple], workdir: str, sanitize: bool, workers: int,
-                   trace: bool = False):
-    """Build (files, graph, prefix) programs with gcc in parallel; returns HostBuilds."""
+                   trace: bool = False, target: str = "generic"):
+    """Build (files, graph, prefix) programs with gcc in parallel (with ``target``'s host
+    flags); returns HostBuilds."""
+    cflags = get_target(target).host_cflags
+
     def one(k):
         files, g, prefix = jobs[k]
         return build_host(files, g, prefix, os.path.join(workdir, f"{k}_{prefix}"),
-                          sanitize=sanitize, trace=trace)
+                          sanitize=sanitize, trace=trace, cflags=cflags)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(one, range(len(jobs))))
 
@@ -260,7 +263,7 @@ def layer_report(result, regions, refs, samples, workdir: str, tol: float, sanit
     jobs = (layer_programs(graph, regions, get_target(result.target), workers)
             if regions else [])
     builds = build_programs([(result.files, graph, result.prefix)] + [j[:3] for j in jobs],
-                            workdir, sanitize, workers)
+                            workdir, sanitize, workers, target=result.target)
     layers = check_layers(graph, [(b, j[3]) for b, j in zip(builds[1:], jobs)],
                           refs[:layer_samples], tol)
     gots = [run_host(builds[0], [feed[n] for n in graph.inputs], tag=f"e{k}")
@@ -314,7 +317,7 @@ def verify_ptq(result, model: onnx.ModelProto, samples, workdir: str, min_sqnr: 
                     stands_for[o] = base
     refs, note = _ort_refs(model, samples, list(stands_for.values()), 1)
     build = build_programs([(result.files, graph, result.prefix)], workdir, sanitize, 1,
-                           trace=per_layer)[0]
+                           trace=per_layer, target=result.target)[0]
     gots, traced = [], {}
     for k, feed in enumerate(samples):
         trace_dir = os.path.join(workdir, "trace") if per_layer and k == 0 else ""
@@ -347,7 +350,7 @@ def verify_patched(result, check: Callable, samples, workdir: str, sanitize: boo
     rep = check(layer_by_layer(result))
     graph = result.graph
     build = build_programs([(result.files, graph, result.prefix)],
-                           os.path.join(workdir, "patched"), sanitize, 1)[0]
+                           os.path.join(workdir, "patched"), sanitize, 1, target=result.target)[0]
     gots = [run_host(build, [feed[n] for n in graph.inputs], tag=f"p{k}")
             for k, feed in enumerate(samples)]
     same = sum(len(g) == len(r) and all(np.array_equal(a, b) for a, b in zip(g, r))

@@ -39,6 +39,14 @@ class OpInfo:
     pointwise: Optional[Callable] = None
     # Fuses into Conv/ConvTranspose/Gemm/MatMul as their activation (passes/fuse_activation.py).
     activation: bool = False
+    # Moves or selects values without arithmetic, so int8 runs it on the int8 tensor as is:
+    # "shared" (the output keeps its input's scale and zero point) or "requantize" (the output
+    # has its own, and each input is requantized to it: Concat). passes/quantize.py and
+    # fold_qdq_rules.py read it.
+    quant: Optional[str] = None
+    # Computes the same whatever the layout of its (same-shaped) inputs: an NHWC producer's
+    # output feeds it as is (passes/layout_nhwc.py).
+    any_layout: bool = False
 
 
 IR_OPS: Dict[str, OpInfo] = {}

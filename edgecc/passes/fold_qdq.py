@@ -22,8 +22,7 @@ from ..ir import Graph, Node
 from . import fold_qdq_arith as arith
 from . import fold_qdq_rules as rules
 from .cleanup import eliminate_dead_code, rename_tensor
-from .fold_qdq_base import (LutAttrs, QIn, is_int8, per_tensor,  # noqa: F401  (LutAttrs: API)
-                            requant_node)
+from .fold_qdq_base import LutAttrs, QIn, is_int8, per_tensor, requant_node  # noqa: F401  (LutAttrs: API)
 from .rewrite import Rule, View, rewrite
 
 # The rules in the order they are tried: for each float op, the first rule that returns

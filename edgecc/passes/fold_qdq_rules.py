@@ -113,8 +113,7 @@ def fold_lut(g, node, ins, q_out):
 
 # Ops that move or select int8 values without arithmetic: they run on the int8 tensor as is
 # (input and output share one scale and zero point; a QLut requantizes when they differ).
-PASS_THROUGH = ("MaxPool", "Reshape", "Transpose", "Slice", "Pad", "Resize", "Gather",
-                "Identity", "Concat")
+PASS_THROUGH = tuple(op for op, info in IR_OPS.items() if info.quant)
 
 
 @fold_rule(*PASS_THROUGH)

@@ -29,13 +29,14 @@ from typing import Dict, List
 import numpy as np
 
 from ..ir import DType, Graph, Node, TensorType
+from ..ir.ops import IR_OPS
 from ..ir.ops.movement import TransposeAttrs
 from ..ir.ops.shape_ops import ReshapeAttrs
 from .fold_qdq_base import per_tensor
 
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
-AGNOSTIC = ("QLut", "QAdd", "QMul", "QuantizeLinear", "DequantizeLinear")
+AGNOSTIC = tuple(op for op, info in IR_OPS.items() if info.any_layout)
 
 
 def _nhwc_shape(shape):

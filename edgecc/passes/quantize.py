@@ -40,13 +40,13 @@ from typing import Dict, Iterable, Optional, Set, Tuple
 import numpy as np
 
 from ..ir import DType, Graph, Node, Origin, QuantParams, TensorType
+from ..ir.ops import IR_OPS
 from ..ir.ops.quantize_linear import QuantAttrs, QuantizeAttrs
 from ..ir.quant import choose_qparams
 from .fold_qdq import FOLD_RULES, QIn
 from .fuse_activation import FUSABLE_PRODUCERS
 
-SHARED_PARAMS = ("MaxPool", "Reshape", "Transpose", "Slice", "Pad", "Resize", "Gather",
-                 "Identity")
+SHARED_PARAMS = tuple(op for op, info in IR_OPS.items() if info.quant == "shared")
 FIXED_PARAMS = {"Softmax": (1.0 / 256.0, -128)}
 CLAMPS = ("Relu", "Clip")
 BOUNDARY = ("QuantizeLinear", "DequantizeLinear")

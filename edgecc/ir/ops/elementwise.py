@@ -66,7 +66,7 @@ ir_op("Cast", elementwise=False,
       reference=lambda n, xs: [xs[0].astype(n.attrs.to.np_dtype)])
 
 
-ir_op("Identity", reference=lambda n, xs: [xs[0]])
+ir_op("Identity", reference=lambda n, xs: [xs[0]], quant="shared")
 
 
 def _div(a, b):

@@ -27,10 +27,10 @@ class QBinaryAttrs:
     activation: Optional[Activation] = None
 
 
-ir_op("QAdd", elementwise=True)
+ir_op("QAdd", elementwise=True, any_layout=True)
 
 
-ir_op("QMul", elementwise=True)
+ir_op("QMul", elementwise=True, any_layout=True)
 
 
 ir_op("QAveragePool")

@@ -27,7 +27,7 @@ ir_op("QConv", macs=_conv_macs, inplace_scratch=depthwise_inplace_scratch)
 ir_op("QGemm", macs=_fc_macs)
 
 
-ir_op("QLut", elementwise=True)
+ir_op("QLut", elementwise=True, any_layout=True)
 
 
 def _nhwc_conv_macs(graph, node):

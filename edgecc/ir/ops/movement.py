@@ -63,16 +63,16 @@ def pad_reference(x: np.ndarray, a: PadAttrs) -> np.ndarray:
     return np.pad(x[crop], width, mode=a.mode)
 
 
-ir_op("Transpose", reference=lambda n, xs: [np.transpose(xs[0], n.attrs.perm)])
+ir_op("Transpose", reference=lambda n, xs: [np.transpose(xs[0], n.attrs.perm)], quant="shared")
 
 
-ir_op("Concat", reference=lambda n, xs: [np.concatenate(xs, axis=n.attrs.axis)])
+ir_op("Concat", reference=lambda n, xs: [np.concatenate(xs, axis=n.attrs.axis)], quant="requantize")
 
 
-ir_op("Slice", reference=lambda n, xs: [slice_reference(xs[0], n.attrs)])
+ir_op("Slice", reference=lambda n, xs: [slice_reference(xs[0], n.attrs)], quant="shared")
 
 
-ir_op("Pad", reference=lambda n, xs: [pad_reference(xs[0], n.attrs)])
+ir_op("Pad", reference=lambda n, xs: [pad_reference(xs[0], n.attrs)], quant="shared")
 
 
-ir_op("Gather", reference=lambda n, xs: [np.take(xs[0], xs[1], axis=n.attrs.axis)])
+ir_op("Gather", reference=lambda n, xs: [np.take(xs[0], xs[1], axis=n.attrs.axis)], quant="shared")

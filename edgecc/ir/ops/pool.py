@@ -20,7 +20,7 @@ class PoolAttrs:
     storage_order: int = 0           # MaxPool Indices: 0 row major, 1 column major
 
 
-ir_op("MaxPool", elementwise=False)
+ir_op("MaxPool", elementwise=False, quant="shared")
 
 
 ir_op("AveragePool", elementwise=False)

@@ -43,9 +43,9 @@ class QuantizeAttrs(QuantAttrs):
     unsigned: bool = False
 
 
-ir_op("QuantizeLinear", elementwise=False, reference=_ref_quantize)
+ir_op("QuantizeLinear", elementwise=False, reference=_ref_quantize, any_layout=True)
 
 
 # No reference for DequantizeLinear: folding DQ(int8 weight) to float would lose the
 # quantization that fold_qdq needs; fold_qdq removes what is left.
-ir_op("DequantizeLinear", elementwise=False)
+ir_op("DequantizeLinear", elementwise=False, any_layout=True)

@@ -143,4 +143,4 @@ def resize_reference(a: ResizeAttrs, x: np.ndarray) -> np.ndarray:
     return out.astype(x.dtype)
 
 
-ir_op("Resize", reference=lambda n, xs: [resize_reference(n.attrs, xs[0])])
+ir_op("Resize", reference=lambda n, xs: [resize_reference(n.attrs, xs[0])], quant="shared")

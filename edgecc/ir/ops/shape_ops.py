@@ -20,4 +20,4 @@ class ReshapeAttrs:
 
 
 ir_op("Reshape", alias=True,
-      reference=lambda n, xs: [np.reshape(xs[0], n.attrs.shape)])
+      reference=lambda n, xs: [np.reshape(xs[0], n.attrs.shape)], quant="shared")

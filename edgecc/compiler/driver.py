@@ -14,6 +14,7 @@ from ..passes.fold_qdq import fold_qdq
 from ..passes.memory_plan import MemoryPlan, plan_memory
 from ..passes.patch_plan import plan_patches
 from ..passes.pipeline import PIPELINE, run_pipeline
+from ..passes.validate import validate
 from ..passes.quantize import quantize_graph
 from ..targets.registry import get_target
 from .budget import DEFAULT_STACK, check_sram, sram_needed
@@ -65,7 +66,7 @@ def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str
     if quantize and not 0.0 < calib_percentile <= 100.0:
         raise EdgeccError(f"--calib-percentile {calib_percentile:g}: expected a value in "
                           "(0, 100]")
-    graph = import_onnx(path, input_shapes, model=model)
+    graph = validate(import_onnx(path, input_shapes, model=model))
     if quantize is None:
         return run_pipeline(graph, skip=skip_passes)
     names = [name for name, _ in PIPELINE]
@@ -163,6 +164,7 @@ def layer_by_layer(result: CompileResult) -> CompileResult:
 def _emit(graph: Graph, plan: MemoryPlan, prefix: str, target: str):
     """(C files, const byte stats) of a laid-out, planned graph; CMSIS-NN sources when called."""
     record = get_target(target)
+    validate(graph)  # what the passes built, held to the same rules
     stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
     files = generate(graph, plan, prefix, record.backend_chain(), stats=stats)
     files.update(record.runtime_files(files))

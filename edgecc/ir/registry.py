@@ -47,6 +47,9 @@ class OpInfo:
     # Computes the same whatever the layout of its (same-shaped) inputs: an NHWC producer's
     # output feeds it as is (passes/layout_nhwc.py).
     any_layout: bool = False
+    # Checks a node against its input and output types (passes/validate.py): the broken rule
+    # as a short sentence, or None. What it accepts, codegen may rely on.
+    check: Optional[Callable[[Graph, Node], Optional[str]]] = None
 
 
 IR_OPS: Dict[str, OpInfo] = {}

@@ -63,7 +63,41 @@ def depthwise_inplace_scratch(graph: Graph, node: Node) -> Optional[int]:
     return y_t.shape[2] * y_t.shape[3] * y_t.dtype.itemsize
 
 
-ir_op("Conv", macs=_conv_macs, inplace_scratch=depthwise_inplace_scratch)
+def check_conv(graph: Graph, node: Node) -> Optional[str]:
+    """NC[spatial] input, weights [M, C/group, kernel...]: positive strides and dilations,
+    non-negative pads, a group dividing both channel counts, and the output size the
+    attributes give."""
+    x_t, w_t, y_t = (graph.types[t] for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    a = node.attrs
+    nsp = len(a.kernel)
+    if x_t.rank != nsp + 2 or w_t.rank != nsp + 2 or y_t.rank != nsp + 2:
+        return f"input, weight and output need {nsp + 2} dims"
+    if tuple(w_t.shape[2:]) != tuple(a.kernel):
+        return f"kernel_shape {list(a.kernel)} differs from the weight's {list(w_t.shape[2:])}"
+    if min(x_t.shape + w_t.shape, default=1) < 1:
+        return "input and weight must not be empty"
+    if len(a.strides) != nsp or min(a.strides) < 1:
+        return f"strides {list(a.strides)} must be {nsp} values >= 1"
+    if len(a.dilations) != nsp or min(a.dilations) < 1:
+        return f"dilations {list(a.dilations)} must be {nsp} values >= 1"
+    if len(a.pads) != 2 * nsp or min(a.pads) < 0:
+        return f"pads {list(a.pads)} must be {2 * nsp} values >= 0"
+    if a.group < 1 or x_t.shape[1] % a.group or w_t.shape[0] % a.group:
+        return (f"group {a.group} must divide the {x_t.shape[1]} input and {w_t.shape[0]} "
+                "output channels")
+    if w_t.shape[1] * a.group != x_t.shape[1]:
+        return (f"the weight's {w_t.shape[1]} input channels x group {a.group} != the input's "
+                f"{x_t.shape[1]}")
+    want = [(x_t.shape[2 + i] + a.pads[i] + a.pads[nsp + i] - (a.kernel[i] - 1) * a.dilations[i]
+             - 1) // a.strides[i] + 1 for i in range(nsp)]
+    if (min(want) < 1 or list(y_t.shape[2:]) != want
+            or tuple(y_t.shape[:2]) != (x_t.shape[0], w_t.shape[0])):
+        return f"output {list(y_t.shape)} is not what the attributes give ({want} spatial)"
+    return None
+
+
+ir_op("Conv", macs=_conv_macs, inplace_scratch=depthwise_inplace_scratch,
+      check=check_conv)
 
 
 ir_op("ConvTranspose", macs=_convt_macs)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import ir_op
-from .conv import _conv_macs, depthwise_inplace_scratch
+from .conv import _conv_macs, check_conv, depthwise_inplace_scratch
 
 
 def _fc_macs(graph, node):
@@ -21,7 +21,7 @@ def _fc_macs(graph, node):
 
 
 # QConvNHWC (passes/layout_nhwc.py, CMSIS-NN kernels) has no in-place variant.
-ir_op("QConv", macs=_conv_macs, inplace_scratch=depthwise_inplace_scratch)
+ir_op("QConv", macs=_conv_macs, inplace_scratch=depthwise_inplace_scratch, check=check_conv)
 
 
 ir_op("QGemm", macs=_fc_macs)

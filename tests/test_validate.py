@@ -1,11 +1,11 @@
-"""Validation before codegen (issue 11, first part: Conv geometry). A QDQ model whose Conv
+"""Validation before codegen (issue 11, first part: Conv geometry, quantization parameters). A QDQ model whose Conv
 attributes disagree with its shapes (its output shape declared in value_info, as exporters
 write it, so shape inference does not stop it) compiled with exit 0 and C that read out of
 bounds; now each is one line naming the model, node, op, opset and the broken rule, exit 2."""
 import numpy as np
 import onnx
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from edgecc.cli.main import main
 from onnx_helpers import make_model, quantize_ort, rand
@@ -29,7 +29,7 @@ def models(tmp_path_factory):
                          {"w": rand(rng, 6, 4, 3, 3), "b": rand(rng, 6)}), float_path)
     qdq = quantize_ort(float_path, str(root / "conv_qdq.onnx"), "x",
                        rng.standard_normal((4, 4, 8, 8)).astype(np.float32))
-    out = {}
+    out = {("qdq", ""): qdq}  # the model as quantized, then one mutation per (kind, attribute)
     for kind, path in (("float", float_path), ("qdq", qdq)):
         for attr, (value, _) in MUTATIONS.items():
             m = onnx.load(path)
@@ -59,3 +59,20 @@ def test_float_models_are_held_to_the_same_rules(models, attr, tmp_path, capsys)
     rc = main([models["float", attr], "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "node 'conv' (Conv" in err, err
+
+
+@pytest.mark.parametrize("value", [-0.1, 0.0, float("nan"), float("inf")])
+@pytest.mark.parametrize("tensor", ["x_scale", "y_scale"])
+def test_bad_quantization_scales_are_one_line_exit_2(models, tensor, value, tmp_path, capsys):
+    """Negative, zero, NaN or infinite scales were internal errors (exit 3) in fold-qdq."""
+    m = onnx.load(models["qdq", ""])
+    for init in m.graph.initializer:
+        if init.name == tensor:
+            init.CopyFrom(numpy_helper.from_array(np.full(numpy_helper.to_array(init).shape,
+                                                          value, np.float32), init.name))
+    path = str(tmp_path / "bad_scale.onnx")
+    onnx.save(m, path)
+    rc = main([path, "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "(QuantizeLinear, opset 17): quantization scale" in err and "must be finite" in err

@@ -5,6 +5,7 @@ and alias behaviour); the ONNX lowerings are in compiler/lowering/quantize_linea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -43,9 +44,30 @@ class QuantizeAttrs(QuantAttrs):
     unsigned: bool = False
 
 
-ir_op("QuantizeLinear", elementwise=False, reference=_ref_quantize, any_layout=True)
+def check_quant(graph, node) -> Optional[str]:
+    """Scales finite and > 0 (DequantizeLinear: >= 0, a pruned channel dequantizes to 0);
+    zero points inside the integer type; per-axis parameters as long as their axis."""
+    q = node.attrs.quant
+    low = 0.0 if node.op == "DequantizeLinear" else np.nextafter(0.0, 1.0)
+    bad = [float(v) for v in q.scale if not (np.isfinite(v) and v >= low)]
+    if bad:
+        return f"quantization scale {bad[0]:g} must be finite and {'>=' if low == 0 else '>'} 0"
+    t = graph.types[node.outputs[0] if node.op == "QuantizeLinear" else node.inputs[0]]
+    if not t.dtype.is_float:
+        lo, hi = t.dtype.int_range
+        if any(z < lo or z > hi for z in q.zero_point):
+            return (f"zero point {next(z for z in q.zero_point if z < lo or z > hi)} is outside "
+                    f"{t.dtype.name.lower()} [{lo}, {hi}]")
+    if q.axis is not None and (q.axis >= t.rank or len(q.scale) != t.shape[q.axis]):
+        return (f"{len(q.scale)} per-axis scales for axis {q.axis} of a "
+                f"{list(t.shape)} tensor")
+    return None
+
+
+ir_op("QuantizeLinear", elementwise=False, reference=_ref_quantize, any_layout=True,
+      check=check_quant)
 
 
 # No reference for DequantizeLinear: folding DQ(int8 weight) to float would lose the
 # quantization that fold_qdq needs; fold_qdq removes what is left.
-ir_op("DequantizeLinear", elementwise=False, any_layout=True)
+ir_op("DequantizeLinear", elementwise=False, any_layout=True, check=check_quant)

@@ -52,7 +52,9 @@ def saturate_expr(v: str, src: DType, dst: DType) -> str:
 
 def clip_expr(v: str, dtype: DType, lo, hi) -> str:
     """min(max(v, lo), hi); a bound that cannot clip (infinite, or the type's limit) is left
-    out. When lo > hi every element becomes hi, as the ONNX spec says."""
+    out. When lo > hi every element becomes hi, as the ONNX spec says. NaN stays NaN (both
+    comparisons are false), as in onnxruntime; a missing float bound arrives as the type's
+    largest finite value (compiler/lowering/elementwise.py), which does clip infinities."""
     if dtype.is_float:
         has_lo = lo is not None and float(lo) != float("-inf")
         has_hi = hi is not None and float(hi) != float("inf")
@@ -88,8 +90,11 @@ def activation_expr(kind: str, v: str, dtype: DType, alpha=0.0, beta=0.0,
         if kind == "Abs":
             return f"({v} < 0 ? {neg} : {v})" if dtype.is_signed else v
         raise KeyError(kind)
+    # Each expression maps NaN to NaN, as onnxruntime does (tests/test_nan.py): a comparison
+    # with NaN is false, so a clamp tests for the values it replaces (Relu: v < 0, not v > 0)
+    # and NaN takes the branch that keeps or scales v.
     if kind == "Relu":
-        return f"({v} > {zero} ? {v} : {zero})"
+        return f"({v} < {zero} ? {zero} : {v})"
     if kind == "LeakyRelu":
         return f"({v} >= {zero} ? {v} : {v} * {lit(alpha)})"
     if kind == "Sigmoid":

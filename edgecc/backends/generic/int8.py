@@ -29,7 +29,9 @@ def activation_bounds(act, out_t):
     def q(v, default):  # Q(v), saturated to the type: a bound outside it clamps nothing
         if math.isinf(v):
             return default
-        return int(np.clip(z + int(np.rint(np.float32(v) / np.float32(s))), qmin, qmax))
+        with np.errstate(over="ignore"):  # a missing Clip bound is +-FLT_MAX: v / s overflows
+            r = np.rint(np.float32(v) / np.float32(s))
+        return int(np.clip(z + float(r), qmin, qmax))
     hi_q = q(hi, qmax)
     return min(q(lo, qmin), hi_q), hi_q  # min > max: everything is max, as ONNX Clip
 

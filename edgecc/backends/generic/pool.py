@@ -34,7 +34,8 @@ def max_pool(ctx, node):
     context = pool_context(ctx, node)
     outs = [o for o in node.outputs if o]
     ind = ctx.view(outs[1]) if len(outs) > 1 else None
-    context.update(ind=ind, lowest=_lowest(context["x"].dtype))
+    dtype = context["x"].dtype
+    context.update(ind=ind, lowest=_lowest(dtype), nan=dtype.is_float)
     return Kernel("pool_max.c.j2", context, [node.inputs[0]] + outs)
 
 

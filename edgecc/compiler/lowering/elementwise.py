@@ -34,8 +34,10 @@ def _scalar(value):
 
 @lowering("Clip", const_inputs=(1, 2))
 def lower_clip(ctx, node):
-    """Clip -> Clip[alpha=min, beta=max]; a missing bound is -inf/+inf (the type's limit for
-    integers), so the backend can drop comparisons that never clip."""
+    """Clip -> Clip[alpha=min, beta=max]; a missing bound is the type's lowest/largest value,
+    as ONNX says (numeric_limits lowest()/max()): for floats the largest finite one, so +-Inf
+    clip to it as in onnxruntime (an explicit infinite bound leaves them). The backend drops
+    comparisons that never clip."""
     x_type = ctx.type(node.input[0])
     if ctx.opset < 11:
         lo, hi = ctx.attr("min", None), ctx.attr("max", None)
@@ -43,8 +45,9 @@ def lower_clip(ctx, node):
         lo = _scalar(ctx.const_input(1, "min", None))
         hi = _scalar(ctx.const_input(2, "max", None))
     if x_type.dtype.is_float:
-        lo = -np.inf if lo is None else float(lo)
-        hi = np.inf if hi is None else float(hi)
+        big = float(np.finfo(x_type.dtype.np_dtype).max)
+        lo = -big if lo is None else float(lo)
+        hi = big if hi is None else float(hi)
     else:
         info = np.iinfo(x_type.dtype.np_dtype)
         lo = int(info.min) if lo is None else int(lo)

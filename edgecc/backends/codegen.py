@@ -199,6 +199,10 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str, backends: Sequence[Bac
     table_of: Dict[tuple, str] = {}     # table contents -> symbol
     function_of: Dict[str, str] = {}    # kernel code (named _FN) -> C function name
     for idx, node in enumerate(graph.nodes):
+        check = op_info(node.op).check  # what validation promised the kernels
+        broken = check(graph, node) if check else None
+        if broken:
+            raise IRError(f"codegen: node '{node.name}' ({node.op}) breaks its rule: {broken}")
         if op_info(node.op).alias:
             if (plan.offsets.get(node.inputs[0]) != plan.offsets.get(node.outputs[0])
                     or plan.external.get(node.inputs[0]) != plan.external.get(node.outputs[0])):

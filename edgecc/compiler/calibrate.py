@@ -1,19 +1,25 @@
 """Calibration for post-training quantization (``edgecc --quantize int8 --calib DATA``).
 
 1. ``load_calibration`` reads DATA and checks it against the model's inputs:
-     .npz   arrays keyed by input name (a single-input model also takes the one array whose
-            shape fits, e.g. ``images`` next to ``labels``)
+     .npz   arrays keyed by input name; other keys (``labels``) are ignored. A single-input
+            model also takes, when no key is its input's name, the file's only array or the
+            one array whose shape fits (``images`` next to ``labels``), with a warning naming
+            the key used; otherwise (several or no arrays fit, or any input of a multi-input
+            model missing) an error names the missing inputs and the unknown keys
      .npy   one array (single-input models)
      DIR/   ``<input>.npy`` per input, or (single input) any number of .npy files, each one
             sample or a batch; or ONNX ``test_data_set_*`` folders (``input_0.pb``, ...), or
             one such folder itself
    An array holds one sample (the input's shape) or a batch of N: (N,) + shape, or, when
    the input's leading (batch) dim is 1, (N,) + shape[1:] (shape[1:] alone is one sample).
-   Float inputs take any float data (cast to float32); a wrong dtype, a wrong shape or zero
-   samples is an EdgeccError.
+   Float inputs take any float data (cast to float32); a wrong dtype, a wrong shape, zero
+   samples, NaN/Inf values (with their count) or a file that is not an .npz archive / .npy
+   array is an EdgeccError. Constant float data (one value in every sample) is a warning
+   (``driver.post_training_quantize``, which also names the layers with zero-width ranges).
 2. ``calibrate`` runs the float model with onnxruntime (graph optimizations off) on every
    sample, with each requested tensor added as a graph output, and reduces the values to one
-   range [lo, hi] per tensor:
+   range [lo, hi] per tensor (from the finite values; ``stats["nonfinite"]`` names the
+   tensors where the float model gave only inf/NaN, which get no range):
      minmax      the smallest and largest value seen (default)
      percentile  the (100 - p)-th and p-th percentiles of all values, from a 2048-bin
                  histogram over the min-max range (a second pass over the samples)
@@ -26,6 +32,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import zipfile
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -37,6 +44,11 @@ METHODS = ("minmax", "percentile", "entropy")
 HIST_BINS = 2048
 
 Ranges = Dict[str, Tuple[float, float]]
+
+
+def warn(message: str) -> None:
+    """A one-line warning on stderr, in the style of the CLI's ``edgecc: error:`` lines."""
+    print(f"edgecc: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 # -- reading the data --------------------------------------------------------------------------
@@ -51,16 +63,17 @@ def load_calibration(spec: str, graph: Graph) -> Dict[str, np.ndarray]:
     types = {n: graph.types[n] for n in graph.inputs}
     if not types:
         raise EdgeccError(f"--calib {spec}: the model has no inputs to calibrate")
+    renamed: Dict[str, Tuple[str, str]] = {}  # input name -> (.npz key used for it, why)
     try:
         if os.path.isdir(spec):
             found = _read_folder(spec, types)
         elif spec.endswith(".npz"):
-            found = _read_npz(spec, types)
+            found = _read_npz(spec, types, renamed)
         elif spec.endswith(".npy"):
             if len(types) != 1:
                 raise EdgeccError(f"--calib {spec}: the model has {len(types)} inputs; give an "
                                   ".npz keyed by input name or a folder of <input>.npy")
-            found = {next(iter(types)): [(spec, np.load(spec, allow_pickle=False))]}
+            found = {next(iter(types)): [(spec, _load_npy(spec))]}
         else:
             raise EdgeccError(f"--calib {spec}: expected a .npz, a .npy, a folder of .npy "
                               "files or test_data_set_* folders")
@@ -79,6 +92,9 @@ def load_calibration(spec: str, graph: Graph) -> Dict[str, np.ndarray]:
         count = len(data[name])
     if not count:
         raise EdgeccError(f"--calib {spec}: empty calibration set (0 samples)")
+    for name, (key, why) in renamed.items():
+        warn(f"--calib {spec}: no array named '{name}' (the model's input); using '{key}', "
+             f"{why}")
     return data
 
 
@@ -107,30 +123,58 @@ def _check_array(src: str, name: str, t: TensorType, a) -> np.ndarray:
     if a.shape[0] == 0:
         raise EdgeccError(f"--calib {src}: empty calibration set (0 samples for '{name}')")
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-        raise EdgeccError(f"--calib {src}: input '{name}' holds NaN or infinite values")
+        bad = int(a.size - np.count_nonzero(np.isfinite(a)))
+        raise EdgeccError(f"--calib {src}: input '{name}' holds {bad:,} non-finite values "
+                          f"(NaN or Inf) out of {a.size:,}")
     return np.ascontiguousarray(a.astype(want, copy=False))
 
 
-def _read_npz(spec: str, types: Dict[str, TensorType]):
-    with np.load(spec, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+def _load_npy(path: str) -> np.ndarray:
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":  # else numpy tries pickle and talks about allow_pickle
+        raise EdgeccError(f"--calib {path}: not a valid .npy file")
+    return np.load(path, allow_pickle=False)
+
+
+def _fits(a: np.ndarray, shape: Tuple[int, ...]) -> bool:
+    """Could ``a`` be one sample or a batch of samples of an input of this shape?"""
+    return (a.shape == shape or a.shape[1:] == shape
+            or (bool(shape) and shape[0] == 1 and (a.shape[1:] == shape[1:]
+                                                   or a.shape == shape[1:])))
+
+
+def _read_npz(spec: str, types: Dict[str, TensorType], renamed: Dict[str, Tuple[str, str]]):
+    if not zipfile.is_zipfile(spec):  # e.g. a text or .npy file named .npz
+        raise EdgeccError(f"--calib {spec}: not a valid .npz archive")
+    try:
+        with np.load(spec, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except zipfile.BadZipFile:
+        raise EdgeccError(f"--calib {spec}: not a valid .npz archive") from None
     if not arrays:
         raise EdgeccError(f"--calib {spec}: empty calibration set (no arrays in the file)")
     if all(n in arrays for n in types):
         return {n: [(spec, arrays[n])] for n in types}
+    missing = [n for n in types if n not in arrays]
+    unknown = [k for k in arrays if k not in types]
+    listed = ", ".join(f"'{k}'" for k in unknown) or "none"
     if len(types) == 1:
         (name, t), = types.items()
-        if len(arrays) == 1:
-            return {name: [(spec, next(iter(arrays.values())))]}
-        fits = [k for k, a in arrays.items() if a.shape[1:] == t.shape or a.shape == t.shape
-                or (t.shape and t.shape[0] == 1 and a.shape[1:] == t.shape[1:])]
+        if len(arrays) == 1:  # its shape is checked under the input's name
+            renamed[name] = (unknown[0], "the only array in the file")
+            return {name: [(spec, arrays[unknown[0]])]}
+        fits = [k for k in unknown if _fits(np.asarray(arrays[k]), tuple(t.shape))]
         if len(fits) == 1:
+            renamed[name] = (fits[0], "the one array in the file whose shape fits")
             return {name: [(spec, arrays[fits[0]])]}
-        raise EdgeccError(f"--calib {spec}: holds arrays {', '.join(sorted(arrays))}; name "
-                          f"the one for input '{name}' after it")
-    missing = [n for n in types if n not in arrays]
-    raise EdgeccError(f"--calib {spec}: no array named '{missing[0]}' (holds "
-                      f"{', '.join(sorted(arrays))})")
+        how = (f"{len(fits)} of them fit its shape {tuple(t.shape)}: name the one to use "
+               f"'{name}'" if fits else f"none fits its shape {tuple(t.shape)}")
+        raise EdgeccError(f"--calib {spec}: no array named '{name}' (missing model input); "
+                          f"unknown keys: {listed} ({how})")
+    raise EdgeccError(f"--calib {spec}: no array named {', '.join(repr(n) for n in missing)} "
+                      f"(missing model input{'s' if len(missing) > 1 else ''}); unknown keys: "
+                      f"{listed}; the model's inputs: {', '.join(repr(n) for n in types)}")
 
 
 def _read_folder(spec: str, types: Dict[str, TensorType]):
@@ -149,11 +193,14 @@ def _read_folder(spec: str, types: Dict[str, TensorType]):
                           "test_data_set_* folders in the folder)")
     by_name = {os.path.splitext(os.path.basename(p))[0]: p for p in npys}
     if all(n in by_name for n in types):
-        return {n: [(by_name[n], np.load(by_name[n], allow_pickle=False))] for n in types}
+        return {n: [(by_name[n], _load_npy(by_name[n]))] for n in types}
     if len(types) != 1:
+        missing = [n + ".npy" for n in types if n not in by_name]
+        unknown = [n + ".npy" for n in by_name if n not in types]
         raise EdgeccError(f"--calib {spec}: the model has {len(types)} inputs; name the files "
-                          f"{', '.join(n + '.npy' for n in types)}")
-    return {next(iter(types)): [(p, np.load(p, allow_pickle=False)) for p in npys]}
+                          f"{', '.join(n + '.npy' for n in types)} (missing: "
+                          f"{', '.join(missing)}; unknown: {', '.join(unknown) or 'none'})")
+    return {next(iter(types)): [(p, _load_npy(p)) for p in npys]}
 
 
 def _read_pb_set(folder: str, names: List[str]):
@@ -233,9 +280,11 @@ def _runs(sess, data: Dict[str, np.ndarray], names: List[str], progress: Progres
 
 def calibrate(static_model, graph: Graph, data: Dict[str, np.ndarray],
               tensors: Sequence[str], method: str = "minmax", percentile: float = 99.99,
-              progress: Optional[bool] = None) -> Ranges:
+              progress: Optional[bool] = None, stats: Optional[dict] = None) -> Ranges:
     """Ranges of ``tensors`` (float tensors of the static ONNX model that also exist in
-    ``graph`` with the same shape) over all samples in ``data``."""
+    ``graph`` with the same shape) over all samples in ``data``. ``stats``: when given,
+    ``stats["nonfinite"]`` is set to {tensor: count of inf/NaN values} for the tensors where
+    the float model computed no finite value at all (they get no range)."""
     if method not in METHODS:
         raise EdgeccError(f"--calib-method {method}: expected one of {', '.join(METHODS)}")
     if not 0.0 < percentile <= 100.0:
@@ -253,6 +302,7 @@ def calibrate(static_model, graph: Graph, data: Dict[str, np.ndarray],
     label = graph.source
     lo = {n: np.inf for n in names}
     hi = {n: -np.inf for n in names}
+    bad = {n: 0 for n in names}  # inf/NaN values seen
     shapes = {n: tuple(graph.types[n].shape) for n in names}
     for values in _runs(sess, data, names, bar, label):
         for n in names:
@@ -261,9 +311,13 @@ def calibrate(static_model, graph: Graph, data: Dict[str, np.ndarray],
                 shapes[n] = None  # not the same tensor as the IR's: no range
                 continue
             finite = v[np.isfinite(v)]
+            bad[n] += v.size - finite.size
             if finite.size:
                 lo[n] = min(lo[n], float(finite.min()))
                 hi[n] = max(hi[n], float(finite.max()))
+    if stats is not None:
+        stats["nonfinite"] = {n: bad[n] for n in names
+                              if shapes[n] is not None and bad[n] and not lo[n] <= hi[n]}
     names = [n for n in names if shapes[n] is not None and lo[n] <= hi[n]]
     if method == "minmax":
         return {n: (lo[n], hi[n]) for n in names}
@@ -277,6 +331,8 @@ def calibrate(static_model, graph: Graph, data: Dict[str, np.ndarray],
             if method == "entropy":  # exact zeros (ReLU's) quantize exactly: leave them out
                 v = np.abs(v[v != 0])
             if span[n][1] > span[n][0]:
+                if span[n][1] - span[n][0] > float(np.finfo(np.float32).max):
+                    v = v.astype(np.float64)  # float32 bin arithmetic would overflow
                 hists[n] += np.histogram(v, bins=HIST_BINS, range=span[n])[0]
     if method == "percentile":
         return {n: percentile_range(hists[n], lo[n], hi[n], percentile) for n in names}

@@ -14,11 +14,11 @@ from ..passes.fold_qdq import fold_qdq
 from ..passes.memory_plan import MemoryPlan, plan_memory
 from ..passes.patch_plan import plan_patches
 from ..passes.pipeline import PIPELINE, run_pipeline
-from ..passes.validate import validate
+from ..passes.validate import check_arena, validate
 from ..passes.quantize import quantize_graph
 from ..targets.registry import get_target
 from .budget import DEFAULT_STACK, check_sram, sram_needed
-from .calibrate import calibrate, load_calibration
+from .calibrate import calibrate, load_calibration, warn
 from .frontend import import_onnx
 from .loader import load_static_model
 
@@ -68,7 +68,7 @@ def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str
                           "(0, 100]")
     graph = validate(import_onnx(path, input_shapes, model=model))
     if quantize is None:
-        return run_pipeline(graph, skip=skip_passes)
+        return validate(run_pipeline(graph, skip=skip_passes))
     names = [name for name, _ in PIPELINE]
     cut = names.index("fuse-activation")
     graph = run_pipeline(graph, skip=set(skip_passes) | set(names[cut:]))
@@ -78,13 +78,16 @@ def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str
         if name not in skip_passes:
             graph = fold_qdq(graph, keep_float=exclude) if name == "fold-qdq" else fn(graph)
             graph.verify()
-    return graph
+    return validate(graph)
 
 
 def post_training_quantize(graph: Graph, path: str, input_shapes, model, calib, method: str,
                            percentile: float, exclude: Sequence[str],
                            progress: Optional[bool]) -> Graph:
-    """Calibrate the float model on ``calib`` and insert Q/DQ (passes/quantize.py)."""
+    """Calibrate the float model on ``calib`` and insert Q/DQ (passes/quantize.py).
+    Warns (one line each, stderr) about constant float calibration inputs, with the layers
+    whose range has zero width, and about layers that stay float though not in ``exclude``,
+    with the reason."""
 
     label = os.path.basename(path)
     if any(n.op in ("QuantizeLinear", "DequantizeLinear") for n in graph.nodes):
@@ -99,10 +102,37 @@ def post_training_quantize(graph: Graph, path: str, input_shapes, model, calib, 
     data = load_calibration(calib, graph)
     static, _ = load_static_model(path, input_shapes, model=model)
     tensors = list(graph.inputs) + [o for n in graph.nodes for o in n.outputs if o]
-    ranges = calibrate(static, graph, data, tensors, method, percentile, progress)
-    quantized = quantize_graph(graph, ranges, exclude)
+    stats: Dict[str, dict] = {}
+    ranges = calibrate(static, graph, data, tensors, method, percentile, progress, stats)
+    _warn_degenerate(graph, calib, data, ranges)
+    why_float: Dict[str, str] = {}
+    quantized = quantize_graph(graph, ranges, exclude, why_float, stats.get("nonfinite", ()))
     quantized.verify()
+    if why_float:
+        groups: Dict[str, list] = {}
+        for name, reason in why_float.items():
+            groups.setdefault(reason, []).append(name)
+        n = len(why_float)
+        warn(f"--quantize int8: {n} layer{'s' if n > 1 else ''} stay{'' if n > 1 else 's'} "
+             f"float: " + "; ".join(f"{', '.join(names)} ({reason})"
+                                    for reason, names in groups.items()))
     return quantized
+
+
+def _warn_degenerate(graph: Graph, calib: str, data, ranges) -> None:
+    """Float inputs with one value in every sample: a warning naming them and the layers
+    whose calibrated range has zero width (lo == hi)."""
+    constant = [f"'{name}' is {a.flat[0]:g}" for name, a in data.items()
+                if a.dtype.kind == "f" and a.size and a.min() == a.max()]
+    if not constant:
+        return
+    flat = [n.name or n.outputs[0] for n in graph.nodes
+            if n.outputs and n.outputs[0] in ranges
+            and ranges[n.outputs[0]][0] == ranges[n.outputs[0]][1]]
+    count = len(next(iter(data.values())))
+    warn(f"--calib {calib}: degenerate data: input {', '.join(constant)} in all {count} "
+         f"sample{'s' if count > 1 else ''}; layers with a zero-width range: "
+         f"{', '.join(flat) or 'none'}")
 
 
 def compile_model(path: str, target: str = "generic", input_shapes=None, prefix: str = "model",
@@ -165,6 +195,7 @@ def _emit(graph: Graph, plan: MemoryPlan, prefix: str, target: str):
     """(C files, const byte stats) of a laid-out, planned graph; CMSIS-NN sources when called."""
     record = get_target(target)
     validate(graph)  # what the passes built, held to the same rules
+    check_arena(graph.source, plan.arena_bytes)
     stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
     files = generate(graph, plan, prefix, record.backend_chain(), stats=stats)
     files.update(record.runtime_files(files))

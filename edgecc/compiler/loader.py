@@ -8,6 +8,7 @@ whose inputs are all constants, ``Shape`` of a static tensor) until nothing chan
 from __future__ import annotations
 
 import os
+import re
 from typing import Dict, Optional, Sequence
 
 import numpy as np
@@ -132,6 +133,23 @@ def _bind_input_shapes(model: onnx.ModelProto, shapes: Dict[str, tuple], label: 
                 sym = d.dim_param or "?"
                 raise EdgeccError(f"{label}: input '{inp.name}' has a dynamic dim '{sym}'; "
                                   f"bind it with --input-shape {inp.name}=D0,D1,...")
+
+
+INFERENCE_ERROR = re.compile(r"\(op_type:([^,]*), node name: ([^)]*)\): \[(\w+)\] (.*)")
+
+
+def _strict_check(model: onnx.ModelProto, label: str, opset: int) -> None:
+    """onnx's shape inference in strict mode: a node whose inputs, attributes and declared
+    output shapes disagree (a Gemm's K, a Conv's channels, a value_info contradicting what
+    the node computes) is the user's error, not something to compile around."""
+    try:
+        shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
+    except Exception as e:
+        found = INFERENCE_ERROR.search(str(e))
+        if found:
+            op, node, kind, message = found.groups()
+            raise EdgeccError(f"{label}: node '{node}' ({op}, opset {opset}): "
+                              f"{kind}: {message}") from None
 
 
 def _infer(model: onnx.ModelProto, label: str) -> onnx.ModelProto:
@@ -298,6 +316,7 @@ def load_static_model(path: str, input_shapes: Optional[Dict[str, tuple]] = None
     inits = {t.name for t in model.graph.initializer}
     for inp in [i for i in model.graph.input if i.name in inits]:
         model.graph.input.remove(inp)
+    _strict_check(model, label, user_opset)
     for _ in range(16):
         model = _infer(model, label)
         if not _fold_once(model):

@@ -86,7 +86,8 @@ def as_rewrite_rule(fold: Callable, keep_float: Set[str]) -> Rule:
         out = node.outputs[0]
         users = view.consumers.get(out, [])
         if (out in g.outputs or not users or any(u.op != "QuantizeLinear" for u in users)
-                or any(u.attrs.quant != users[0].attrs.quant for u in users)):
+                or any(u.attrs.quant != users[0].attrs.quant for u in users)
+                or any(not is_int8(g, u.outputs[0]) for u in users)):  # int8 kernels only
             return False
         q_out = users[0].outputs[0]
         new_nodes = fold(g, node, _inputs(g, node, view), q_out)

@@ -28,6 +28,15 @@ clamp's fold rule takes the pair. Tensors next to a Q/DQ already keep it, so the
 idempotent. Excluded nodes can still sit between a DQ and a Q (their neighbours are int8):
 fold-qdq's ``keep_float`` leaves them alone.
 
+Why a node stays float (``why_float``, which the driver turns into a warning): for each float
+layer that is not excluded and not quantized, one reason: no fold rule for its op
+(``no int8 kernel for Op``), a float tensor it reads or writes without a range (``range not
+finite``: calibration saw only inf/NaN there, named in ``nonfinite``; else ``no calibrated
+range``), a rule that refuses the calibrated parameters but takes sane ones (``range too
+large/small for int8 scales``) or refuses the node whatever the parameters, or a light island.
+Alias ops (Reshape...) and activations that fuse into their float producer are not layers of
+their own (as in ``edgecc analyze``).
+
 Math (QUANT.md): activations per tensor, asymmetric int8 from the range widened to hold 0:
 s = (hi - lo) / 255, z = round(-128 - lo / s). The outputs of ops that only move values
 (Reshape, Transpose, MaxPool, Pad, Slice, Resize nearest, Gather) take their input's
@@ -40,7 +49,7 @@ from typing import Dict, Iterable, Optional, Set, Tuple
 import numpy as np
 
 from ..ir import DType, Graph, Node, Origin, QuantParams, TensorType
-from ..ir.ops import IR_OPS
+from ..ir.ops import IR_OPS, op_info
 from ..ir.ops.quantize_linear import QuantAttrs, QuantizeAttrs
 from ..ir.quant import choose_qparams
 from .fold_qdq import FOLD_RULES, QIn
@@ -59,7 +68,11 @@ def activation_params(lo: float, hi: float) -> QuantParams:
 
 
 def quantize_graph(graph: Graph, ranges: Dict[str, Tuple[float, float]],
-                   exclude: Iterable[str] = ()) -> Graph:
+                   exclude: Iterable[str] = (), why_float: Optional[Dict[str, str]] = None,
+                   nonfinite: Iterable[str] = ()) -> Graph:
+    """``why_float``: when given, filled with {node name: reason} for each float layer that
+    stays float though not in ``exclude`` (``nonfinite``: tensors calibration saw only as
+    inf/NaN)."""
     g = graph.copy()
     exclude = set(exclude)
     # tensors next to a Q/DQ already (a second run) keep those parameters
@@ -70,8 +83,9 @@ def quantize_graph(graph: Graph, ranges: Dict[str, Tuple[float, float]],
         if _runtime_float(g, t) and t in ranges:
             params[t] = known.get(t) or activation_params(*ranges[t])
     quantized: Set[int] = set()  # ids of the nodes to quantize
+    q_outs: Dict[int, Optional[QuantParams]] = {}
     for node in g.nodes:
-        q_out = _output_params(g, node, params, ranges, known)
+        q_out = q_outs[id(node)] = _output_params(g, node, params, ranges, known)
         if node.name not in exclude and q_out is not None and _folds(g, node, params, q_out):
             quantized.add(id(node))
             params[node.outputs[0]] = q_out
@@ -81,7 +95,17 @@ def quantize_graph(graph: Graph, ranges: Dict[str, Tuple[float, float]],
                 params[o] = known.get(o) or activation_params(*ranges[o])
 
     producers, consumers = g.producers(), g.consumers()
+    candidates = quantized
     quantized = _drop_light_islands(g, quantized, producers)
+    if why_float is not None:
+        nonfinite = set(nonfinite)
+        for node in g.nodes:
+            if id(node) in quantized or node.name in exclude:
+                continue
+            reason = _float_reason(g, node, params, q_outs[id(node)], ranges, nonfinite,
+                                   id(node) in candidates, quantized, producers)
+            if reason:
+                why_float[node.name or node.outputs[0]] = reason
     wanted = []
     for t in list(g.inputs) + [o for n in g.nodes for o in n.outputs if o]:
         p, users = producers.get(t), consumers.get(t, [])
@@ -119,6 +143,38 @@ def _drop_light_islands(g: Graph, quantized: Set[int], producers) -> Set[int]:
                 parent[root(id(node))] = root(id(p))
     heavy = {root(id(n)) for n in g.nodes if id(n) in quantized and n.op in WEIGHTED_OPS}
     return {k for k in quantized if root(k) in heavy}
+
+
+def _float_reason(g: Graph, node: Node, params, q_out, ranges, nonfinite: Set[str],
+                  light: bool, quantized: Set[int], producers) -> Optional[str]:
+    """Why a float layer that could be int8 stays float; None when it is not such a layer."""
+    outs = [o for o in node.outputs if o]
+    if (node.op in BOUNDARY or op_info(node.op).alias or len(outs) != 1
+            or not _runtime_float(g, outs[0])):
+        return None
+    if op_info(node.op).activation:  # fuse-activation folds it into its float producer
+        p = producers.get(node.inputs[0])
+        if (p is not None and id(p) not in quantized and p.op in FUSABLE_PRODUCERS
+                and getattr(p.attrs, "activation", None) is None
+                and g.use_count(p.outputs[0]) == 1 and p.outputs[0] not in g.outputs):
+            return None
+    if light:
+        return "no Conv/Gemm/MatMul among its int8 neighbours"
+    if FOLD_RULES.get(node.op) is None:
+        return f"no int8 kernel for {node.op}"
+    floats = [i for i in node.inputs if i and _runtime_float(g, i)]
+    if not floats:
+        return "no runtime float input"
+    unranged = [i for i in floats if i not in params] + ([outs[0]] if q_out is None else [])
+    if any(t in nonfinite for t in unranged):
+        return "range not finite: only inf/NaN on the calibration data"
+    if unranged:
+        return "no calibrated range"
+    sane = activation_params(-1.0, 1.0)
+    if _folds(g, node, {i: sane for i in floats},
+              q_out if node.op in FIXED_PARAMS else sane):
+        return "range too large/small for int8 scales"
+    return f"no int8 kernel for this {node.op} (its attributes or input types)"
 
 
 def _runtime_float(g: Graph, t: str) -> bool:

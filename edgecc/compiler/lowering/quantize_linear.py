@@ -17,7 +17,14 @@ QUANT_DTYPES = (DType.INT8, DType.UINT8, DType.INT32, DType.INT16, DType.UINT16)
 
 
 def qparams_from(ctx, scale, zero_point, axis: int, rank: int, dtype: DType) -> QuantParams:
-    scale = np.asarray(scale, dtype=np.float64).reshape(-1)
+    scale = np.asarray(scale, dtype=np.float64)
+    if scale.ndim > 1 or scale.size == 0:
+        raise ctx.error(f"the scale must be a scalar or a non-empty 1-D tensor, not "
+                        f"{list(scale.shape)}")
+    if zero_point is not None and np.size(zero_point) != scale.size:
+        raise ctx.error(f"the zero point's shape {list(np.shape(zero_point))} differs from "
+                        f"the scale's {list(scale.shape)}")
+    scale = scale.reshape(-1)
     zp = (np.zeros(scale.shape, dtype=np.int64) if zero_point is None
           else np.asarray(zero_point).astype(np.int64).reshape(-1))
     per_axis = scale.size > 1  # a one-element 1-D scale is the same as a per-tensor one

@@ -63,6 +63,9 @@ def depthwise_inplace_scratch(graph: Graph, node: Node) -> Optional[int]:
     return y_t.shape[2] * y_t.shape[3] * y_t.dtype.itemsize
 
 
+INDEX_LIMIT = 1 << 30  # offsets up to twice this fit the C's 32-bit index arithmetic
+
+
 def check_conv(graph: Graph, node: Node) -> Optional[str]:
     """NC[spatial] input, weights [M, C/group, kernel...]: positive strides and dilations,
     non-negative pads, a group dividing both channel counts, and the output size the
@@ -85,9 +88,19 @@ def check_conv(graph: Graph, node: Node) -> Optional[str]:
     if a.group < 1 or x_t.shape[1] % a.group or w_t.shape[0] % a.group:
         return (f"group {a.group} must divide the {x_t.shape[1]} input and {w_t.shape[0]} "
                 "output channels")
+    if len(node.inputs) > 2 and node.inputs[2] and \
+            graph.types[node.inputs[2]].shape != (w_t.shape[0],):
+        return (f"bias {list(graph.types[node.inputs[2]].shape)} must be [{w_t.shape[0]}] "
+                "(one per output channel)")
     if w_t.shape[1] * a.group != x_t.shape[1]:
         return (f"the weight's {w_t.shape[1]} input channels x group {a.group} != the input's "
                 f"{x_t.shape[1]}")
+    padded = [x_t.shape[2 + i] + a.pads[i] + a.pads[nsp + i] for i in range(nsp)]
+    if max(padded) > INDEX_LIMIT or max(a.strides) > INDEX_LIMIT or \
+            max((k - 1) * d for k, d in zip(a.kernel, a.dilations)) > INDEX_LIMIT:
+        return (f"padded input {padded}, strides {list(a.strides)} or dilations "
+                f"{list(a.dilations)} exceed {INDEX_LIMIT}, the limit of generated index "
+                "arithmetic")
     want = [(x_t.shape[2 + i] + a.pads[i] + a.pads[nsp + i] - (a.kernel[i] - 1) * a.dilations[i]
              - 1) // a.strides[i] + 1 for i in range(nsp)]
     if (min(want) < 1 or list(y_t.shape[2:]) != want

@@ -42,7 +42,24 @@ def _matmul_macs(graph: Graph, node: Node) -> int:
     return int(np.prod(y)) * int(a[-1])
 
 
-ir_op("Gemm", macs=_gemm_macs)
+def check_gemm(graph: Graph, node: Node) -> Optional[str]:
+    """A [M, K] (K x M with trans_a), B [K, N] (N x K with trans_b), C broadcastable to
+    [M, N], Y [M, N]."""
+    a_t, b_t, y_t = (graph.types[t] for t in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if a_t.rank != 2 or b_t.rank != 2 or y_t.rank != 2:
+        return "A, B and Y need 2 dims"
+    m, k = a_t.shape[::-1] if node.attrs.trans_a else a_t.shape
+    k2, n = b_t.shape[::-1] if node.attrs.trans_b else b_t.shape
+    if k != k2 or y_t.shape != (m, n):
+        return f"A {list(a_t.shape)} x B {list(b_t.shape)} does not give Y {list(y_t.shape)}"
+    if len(node.inputs) > 2 and node.inputs[2]:
+        c = graph.types[node.inputs[2]].shape
+        if len(c) > 2 or any(d not in (1, want) for d, want in zip(c[::-1], (n, m))):
+            return f"C {list(c)} does not broadcast to [{m}, {n}]"
+    return None
+
+
+ir_op("Gemm", macs=_gemm_macs, check=check_gemm)
 
 
 ir_op("MatMul", macs=_matmul_macs,

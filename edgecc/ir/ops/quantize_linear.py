@@ -58,7 +58,7 @@ def check_quant(graph, node) -> Optional[str]:
         if any(z < lo or z > hi for z in q.zero_point):
             return (f"zero point {next(z for z in q.zero_point if z < lo or z > hi)} is outside "
                     f"{t.dtype.name.lower()} [{lo}, {hi}]")
-    if q.axis is not None and (q.axis >= t.rank or len(q.scale) != t.shape[q.axis]):
+    if q.axis is not None and (not 0 <= q.axis < t.rank or len(q.scale) != t.shape[q.axis]):
         return (f"{len(q.scale)} per-axis scales for axis {q.axis} of a "
                 f"{list(t.shape)} tensor")
     return None

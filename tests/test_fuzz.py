@@ -1,0 +1,74 @@
+"""The fuzzer's short run (issue 11): mutated digits CNNs, float and int8 (onnxruntime QDQ), on
+generic and cortex-m7 (the cortex-m7 C, CMSIS-NN-compatible sources included, built for the
+host). Every case must end "rejected" (exit 2, one line) or "clean" (the C builds with
+-Wall -Wextra -Werror -pedantic and runs clean under ASan + UBSan on random and extreme
+inputs). The long run is `python bench/fuzz.py --minutes 30`; tests/fuzzlib.py has the
+mutations. Seeds are fixed: a failure here reproduces with bench/fuzz.py --seed SEED."""
+import collections
+
+import numpy as np
+import pytest
+
+import fuzzlib
+
+CHUNKS, PER_CHUNK = 8, 40  # 320 mutated models
+MODELS = ("digits_float", "digits_int8")
+TARGETS = ("generic", "cortex-m7")
+
+
+@pytest.fixture(scope="module")
+def fuzzer(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fuzz")
+    return fuzzlib.Fuzzer(fuzzlib.load_reference_models(str(root)), str(root))
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_mutated_models_are_rejected_or_safe(fuzzer, chunk):
+    counts, bad = collections.Counter(), []
+    for seed in range(chunk * PER_CHUNK, (chunk + 1) * PER_CHUNK):
+        case = fuzzer.run_case(MODELS[seed % 2], TARGETS[(seed // 2) % 2], seed)
+        counts[case.outcome, case.model, case.target] += 1
+        if case.outcome in fuzzlib.BAD:
+            bad.append(case.line())
+    print(dict(counts))
+    assert not bad, "\n".join(bad)
+    assert sum(counts.values()) == PER_CHUNK
+    # the mutations reach codegen, not only the parser
+    assert sum(n for (outcome, _, _), n in counts.items() if outcome == "clean") >= 5
+
+
+def test_the_oracle_sees_out_of_bounds_reads_and_warnings(fuzzer, tmp_path):
+    """The harness itself: C that reads past an array is a sanitizer report, C with a warning
+    is a build failure, and the reference C is clean on extreme inputs."""
+    from edgecc.compiler.driver import compile_model
+    result = compile_model(fuzzer.models["digits_float"], "generic")
+    files, g = dict(result.files), result.graph
+    outcome, detail = fuzzlib.build_and_run(files, result.prefix, g, "generic",
+                                            str(tmp_path / "ok"), 0)
+    assert outcome == "clean", detail
+    text = files["model.c"]
+    head, sig, rest = text.partition("model_status_t model_run(")
+    params, brace, body = rest.partition("{")
+    assert sig and brace
+    bad = dict(files, **{"model.c": (
+        head + "static volatile int edgecc_k = 2;\nstatic const int edgecc_a[2] = {1, 2};\n"
+        + sig + params + brace + "\n    if (edgecc_a[edgecc_k] == 7) return MODEL_OK;" + body)})
+    outcome, detail = fuzzlib.build_and_run(bad, result.prefix, g, "generic",
+                                            str(tmp_path / "oob"), 0)
+    assert outcome == "sanitizer" and ("out of bounds" in detail
+                                       or "global-buffer-overflow" in detail), detail
+    warn = dict(files)
+    warn["model.c"] = text + "\nstatic int edgecc_unused;\n"
+    outcome, detail = fuzzlib.build_and_run(warn, result.prefix, g, "generic",
+                                            str(tmp_path / "warn"), 0)
+    assert outcome == "build", detail
+
+
+def test_extreme_inputs_hold_nan_inf_huge_and_denormals(fuzzer):
+    from edgecc.compiler.driver import compile_model
+    g = compile_model(fuzzer.models["digits_float"], "generic").graph
+    random, extreme, huge = fuzzlib.extreme_inputs(g, 0)
+    x = extreme[0]
+    assert np.isnan(x).any() and np.isposinf(x).any() and np.isneginf(x).any()
+    assert (np.abs(x) == np.float32(1e30)).any() and ((x != 0) & (np.abs(x) < 1e-38)).any()
+    assert np.all(np.abs(huge[0]) == np.float32(1e30)) and np.isfinite(random[0]).all()

@@ -245,3 +245,18 @@ def test_int32_activations_are_not_folded_into_int8_kernels(digits_qdq, tmp_path
         outcome, detail = fuzzlib.build_and_run(result.files, result.prefix, result.graph, target,
                                                 str(tmp_path / target), 0)
         assert outcome == "clean", detail
+
+
+def test_zero_weight_scale_keeps_the_layer_float(digits_qdq, tmp_path):
+    """A per-channel weight scale of 0 (DequantizeLinear allows it) has no int32 bias scale:
+    fold-qdq divided by zero (numpy warning) and folded a bias it could not represent. Now that
+    conv stays float between its DequantizeLinear and QuantizeLinear."""
+    import warnings
+    from edgecc.compiler.driver import compile_model
+    path = _edit_initializer(digits_qdq, tmp_path, lambda n: n == "onnx::Conv_46_scale",
+                             lambda a: np.where(np.arange(a.size) == 0, 0, a).astype(a.dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        graph = compile_model(path, "generic").graph
+    assert [n.op for n in graph.nodes].count("Conv") == 1
+    assert [n.op for n in graph.nodes].count("QConv") == 3

@@ -44,6 +44,8 @@ def fold_conv(g, node, ins, q_out):
         return None
     w_name, s_w = wq
     inputs = [x.name, w_name]
+    if b is not None and not np.all(np.asarray(s_w) > 0):
+        return None  # a zero weight scale: the bias cannot be put on the accumulator's scale
     if b is not None and b.const:
         inputs.append(quantize_bias(b, g, g.types[x.name].quant.scale[0], s_w, node.name or q_out))
     elif b is not None:
@@ -90,7 +92,7 @@ def _fold_fc(g, node, ins, q_out, trans_b, bias):
     w_name, s_w = wq
     inputs = [x.name, w_name]
     if bias is not None:
-        if not bias.const:
+        if not bias.const or not np.all(np.asarray(s_w) > 0):  # see fold_conv
             return None
         inputs.append(quantize_bias(bias, g, g.types[x.name].quant.scale[0], s_w,
                                     node.name or q_out))

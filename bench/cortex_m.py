@@ -9,7 +9,8 @@ int8 weights, per-tensor int8 activations), calibrated on 8 seeded N(0, 1) rando
 (the digits CNN on its bundled calibration images, examples/digits/calib.npz), then built
 twice from the same quantized graph:
 
-* for --target (default cortex-m7): NHWC layout, CMSIS-NN calls, linked with edgecc's
+* for --target (default cortex-m7): NHWC layout, edgecc's generated Cortex-M kernels for the
+  convolutions they take (edgecc/backends/cortex_m/), CMSIS-NN calls, linked with edgecc's
   CMSIS-NN-compatible sources;
 * for the `generic` target: edgecc's portable int8 C kernels, on the same board.
 
@@ -34,9 +35,9 @@ arm-none-eabi-gcc -O2, and run once under qemu-system-arm. Columns:
   a given input (the sample). It is instructions, not cycles: QEMU models no pipeline, caches
   or wait states. See edgecc/targets/cortex_m.py for how the tick rate was measured.
 * instr/MAC: instructions / MACs.
-* vs generic: instructions of the CMSIS-NN build / instructions of the generic build. The
-  CMSIS-NN build links edgecc's CMSIS-NN-compatible sources (portable C99, no DSP or Helium
-  intrinsics), so this compares two portable implementations, not Arm's optimized library.
+* vs generic: instructions of the target build / instructions of the generic build. The
+  target build's CMSIS-NN calls link edgecc's CMSIS-NN-compatible sources (portable C99),
+  not Arm's optimized library.
 * same out: whether both builds' outputs are bit-identical (both follow the TFLite int8
   arithmetic).
 

@@ -8,7 +8,8 @@ from typing import Dict
 
 from .kernels import Backend
 
-BUILTIN = {"generic": "edgecc.backends.generic", "cmsis": "edgecc.backends.cmsis"}
+BUILTIN = {"generic": "edgecc.backends.generic", "cmsis": "edgecc.backends.cmsis",
+           "cortex_m": "edgecc.backends.cortex_m"}
 _LOADED: Dict[str, Backend] = {}
 
 

@@ -221,6 +221,9 @@ class QemuRun:
     exit_code: int
     log: str
     traces: List[Tuple[str, bytes]]  # -DEDGECC_TRACE firmware: (tensor, raw bytes) in order
+    # -DEDGECC_TRACE -DEDGECC_PROFILE firmware: (tensor, executed instructions) per layer,
+    # to one SysTick tick (40 instructions on MPS2)
+    layers: List[Tuple[str, int]] = ()
 
 
 _OUTPUT_RE = re.compile(r"^output (\d+) (\w+) (\S+) ([0-9a-f]*)$", re.M)
@@ -254,5 +257,7 @@ def run_qemu(elf: str, board: str, timeout: float = 120, icount_shift: int = 0,
     argmax = {int(k): int(v) for k, v in re.findall(r"^argmax (\d+) (\d+)$", log, re.M)}
     stack = re.search(r"^stack (\d+)$", log, re.M)
     traces = [(m.group(2), bytes.fromhex(m.group(1))) for m in _TRACE_RE.finditer(log)]
+    layers = [(name, int(t) * 1000 // (b.cpu_mhz << icount_shift))
+              for t, name in re.findall(r"^layer (\d+) (.*)$", log, re.M)]
     return QemuRun(outputs, argmax, ticks, instructions, int(stack.group(1)) if stack else None,
-                   done.returncode, log, traces)
+                   done.returncode, log, traces, layers)

@@ -42,8 +42,14 @@ class Target:
         return getattr(importlib.import_module(module), fn)
 
     def scratch(self, graph, node) -> int:
-        """Arena scratch bytes the chain's kernels need for ``node``."""
-        return sum(b.scratch(graph, node) for b in self.backend_chain() if b.scratch)
+        """Arena scratch bytes for ``node``: what the first backend of the chain that states a
+        need asks for (a backend's scratch function returns None for the nodes its kernels
+        leave to the next backend)."""
+        for b in self.backend_chain():
+            need = b.scratch(graph, node) if b.scratch else None
+            if need is not None:
+                return need
+        return 0
 
     def runtime_files(self, generated: Dict[str, str]) -> Dict[str, str]:
         files: Dict[str, str] = {}
@@ -66,7 +72,7 @@ class Target:
 
 def _cortex_m(name: str, what: str) -> Target:
     return Target(name, f"{what}: NHWC int8 layers on CMSIS-NN calls, portable C for the rest",
-                  ("cmsis", "generic"), layout="edgecc.passes.layout_nhwc:to_nhwc",
+                  ("cortex_m", "cmsis", "generic"), layout="edgecc.passes.layout_nhwc:to_nhwc",
                   inplace_depthwise=False, board=name, runner="qemu-system-arm")
 
 

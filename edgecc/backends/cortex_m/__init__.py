@@ -1,0 +1,36 @@
+"""edgecc's own Cortex-M int8 kernels (issue 12): C generated per layer, with the layer's
+shapes, offsets and requantization as compile-time constants, on the DSP extension's SIMD
+instructions (SMLAD, SXTB16, SXTAB16, PKHBT/PKHTB, SMMULR, SSAT; arm_acle.h and inline
+assembly) where the core has them and their exact portable equivalents elsewhere (the host
+build verify compares with). A kernel takes a node only when its preconditions hold (see each
+module); otherwise the next backend of the target's chain (the CMSIS-NN calls) runs it."""
+import os
+import sys
+
+from ..kernels import Backend, kernel
+from . import conv, depthwise
+
+KERNELS = (conv, depthwise)  # in the order they are asked
+
+
+@kernel("QConvNHWC")
+def qconv_nhwc(ctx, node):
+    for module in KERNELS:
+        found = module.emit(ctx, node)
+        if found is not None:
+            return found
+    return None
+
+
+def scratch_bytes(graph, node):
+    """Arena scratch of the node when one of these kernels takes it, else None."""
+    for module in KERNELS:
+        need = module.scratch_bytes(graph, node)
+        if need is not None:
+            return need
+    return None
+
+
+BACKEND = Backend.collect("cortex_m", os.path.join(os.path.dirname(__file__), "templates"),
+                          [sys.modules[__name__]],
+                          scratch=scratch_bytes)

@@ -1,0 +1,98 @@
+"""int8 convolution with one group for Cortex-M, generated per layer: a matrix product of the
+layer's patches (im2col, two pixels at a time, into the scratch) and its weights.
+
+Takes a QConvNHWC with group 1 (any kernel, stride, dilation, padding). Per step, two output
+channels x two pixels: each pixel's patch of K = kh kw C values is sign-extended once into
+the scratch as SXTB16 pairs (taps (0, 2) and (1, 3) of each group of four), each weight word
+is split the same way, and SMLAD adds two products per instruction (18 instructions per 16
+MACs in the inner loop). The weights are re-laid at compile time as [M', K'] rows (K rounded up
+to 4, M to 2, zero-filled); an odd last pixel is computed twice and stored once.
+
+Exact by construction (tests/test_cortex_m_kernels.py checks it against the numpy model):
+
+* the input offset is folded into the bias at compile time, padding reads the input zero
+  point zx:  bias[m] + sum_k (x_k - zx) w_mk = (bias[m] - zx sum_k w_mk) + sum_k x_k w_mk;
+  partial sums may wrap (SMLAD and the portable form add modulo 2^32), the final one is
+  exact because |acc| < 2^30 (checked below; ``check_accumulator`` bounds it by 2^31);
+* requantization (QUANT.md: RDBP(SRDHM(acc, M0), e) + zy) as SMMULR(2 acc, M0) = SRDHM for
+  |acc| < 2^30, then (x + 2^(e-1) + zy 2^e - [x < 0]) >> e, exact for 1 <= e <= 22 since no
+  sum can overflow; so a layer is taken only when every channel's shift is a right shift in
+  that range and its largest possible |acc| is below 2^30 (otherwise the next backend runs it).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ...ir.quant import quant_range
+from ..generic.int8 import activation_bounds, requant_tables
+from ..kernels import Kernel
+
+ACC_LIMIT = 1 << 30
+MAX_SHIFT = 22  # 2^(e-1) + 127 * 2^e < 2^30
+SCRATCH_ALIGN = 16
+
+
+def _plan(graph, node) -> Optional[dict]:
+    """The layer's compile-time facts when this kernel computes it, else None."""
+    if node.op != "QConvNHWC" or node.attrs.group != 1:
+        return None
+    x_t, w_t, y_t = (graph.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    b = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+    if (x_t.dtype.name != "INT8" or y_t.dtype.name != "INT8" or w_t.dtype.name != "INT8"
+            or node.inputs[1] not in graph.constants
+            or (b is not None and b not in graph.constants)
+            or (w_t.quant is not None and any(w_t.quant.zero_point))):
+        return None
+    m = y_t.shape[3]
+    weights = graph.constants[node.inputs[1]].reshape(m, -1).astype(np.int64)  # OHWI rows
+    bias = (graph.constants[b].astype(np.int64).reshape(m) if b is not None
+            else np.zeros(m, np.int64))
+    zx = x_t.quant.zero_point[0]
+    lo, hi = quant_range(np.int8)
+    worst = np.abs(bias) + max(abs(lo - zx), abs(hi - zx)) * np.abs(weights).sum(axis=1)
+    tables = requant_tables(x_t, w_t, y_t, m)
+    e = -tables["shift"].astype(np.int64)
+    if int(worst.max()) >= ACC_LIMIT or int(e.min()) < 1 or int(e.max()) > MAX_SHIFT:
+        return None
+    k = weights.shape[1]
+    k4, m2 = -(-k // 4) * 4, -(-m // 2) * 2
+    w = np.zeros((m2, k4), np.int8)
+    w[:m, :k] = weights
+    zy = y_t.quant.zero_point[0]
+    q = np.zeros((m2, 4), np.int64)
+    q[:, 2] = 1
+    q[:m] = np.stack([bias - zx * weights.sum(axis=1), tables["multiplier"], e,
+                      (1 << (e - 1)) + (zy << e)], axis=1)
+    return dict(K=k, K4=k4, M=m, w=w.reshape(-1), q=q.astype(np.int32).reshape(-1), zx=zx)
+
+
+def scratch_bytes(graph, node) -> Optional[int]:
+    plan = _plan(graph, node)
+    if plan is None:
+        return None
+    need = 2 * 2 * plan["K4"]  # two pixels' patches as int16
+    return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
+
+
+def emit(ctx, node):
+    plan = _plan(ctx.graph, node)
+    if plan is None:
+        return None
+    g, a = ctx.graph, node.attrs
+    y_t = g.types[node.outputs[0]]
+    act_min, act_max = activation_bounds(a.activation, y_t)
+    x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
+    n, h, w, c = x.shape
+    _, oh, ow, m = y.shape
+    pointwise = (tuple(a.kernel) == (1, 1) and tuple(a.strides) == (1, 1) and not any(a.pads)
+                 and c % 4 == 0)
+    zx = plan["zx"]
+    return Kernel("cm_conv.c.j2", dict(
+        x=x, y=y, P=n * oh * ow, H=h, W=w, C=c, OH=oh, OW=ow, M=m, KH=a.kernel[0],
+        KW=a.kernel[1], SH=a.strides[0], SW=a.strides[1], DH=a.dilations[0],
+        DW=a.dilations[1], PT=a.pads[0], PL=a.pads[1], K=plan["K"], K4=plan["K4"],
+        pointwise=pointwise, zx=zx, zx_pair=int(np.uint32((zx & 0xFFFF) * 0x10001).view(np.int32)),
+        act_min=act_min, act_max=act_max, scratch=ctx.scratch(node)),
+        [x.name, y.name], tables={"w": plan["w"], "q": plan["q"]}, needs=("cm_dsp.c.j2",))

@@ -1,0 +1,88 @@
+"""int8 depthwise convolution for Cortex-M, generated per layer.
+
+Takes a QConvNHWC with one input channel per group and channel multiplier 1 (weights
+[1, kh, kw, C]), C a multiple of 4, any kernel, stride, dilation and padding. Four channels per
+step: per pair of taps, the two input words are sign-extended (SXTB16), PKHBT/PKHTB pack each
+channel's two taps into one word, and SMLAD multiplies them with the channel's two weights,
+packed at compile time as int16 pairs (doubled, with the bias, so the accumulator arrives
+doubled for SMMULR); the pairs are unrolled in inline assembly (17 instructions per 8 MACs).
+An odd last tap takes SMLABB/SMLATT (one product per instruction). Taps in the padding read a row of zero points,
+so the input offset folds into the bias exactly as in conv.py: bias - zx sum_t w_t.
+
+Exact for the same reasons as conv.py (|acc| < 2^30, right shifts 1..22, checked here; the
+next backend runs other layers): the int16 lanes hold x in [-128, 127] and 2 w.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ...ir.quant import quant_range
+from ..generic.int8 import activation_bounds, requant_tables
+from ..kernels import Kernel
+from .conv import ACC_LIMIT, MAX_SHIFT
+
+
+def _plan(graph, node) -> Optional[dict]:
+    if node.op != "QConvNHWC" or node.attrs.group == 1:
+        return None
+    x_t, w_t, y_t = (graph.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    b = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+    c = x_t.shape[3]
+    if (node.attrs.group != c or y_t.shape[3] != c or c % 4 or x_t.dtype.name != "INT8"
+            or y_t.dtype.name != "INT8" or w_t.dtype.name != "INT8"
+            or node.inputs[1] not in graph.constants
+            or (b is not None and b not in graph.constants)
+            or (w_t.quant is not None and any(w_t.quant.zero_point))):
+        return None
+    kh, kw = node.attrs.kernel
+    taps = graph.constants[node.inputs[1]].reshape(kh * kw, c).astype(np.int64)  # [tap, C]
+    bias = (graph.constants[b].astype(np.int64).reshape(c) if b is not None
+            else np.zeros(c, np.int64))
+    zx = x_t.quant.zero_point[0]
+    lo, hi = quant_range(np.int8)
+    worst = np.abs(bias) + max(abs(lo - zx), abs(hi - zx)) * np.abs(taps).sum(axis=0)
+    tables = requant_tables(x_t, w_t, y_t, c)
+    e = -tables["shift"].astype(np.int64)
+    if int(worst.max()) >= ACC_LIMIT or int(e.min()) < 1 or int(e.max()) > MAX_SHIFT:
+        return None
+    t = kh * kw
+    pairs = t // 2
+    lanes = (2 * taps).reshape(t, c // 4, 4)[:, :, [0, 2, 1, 3]]             # [tap, group, lane]
+    # per group: for each pair of taps, words (2 w[first], 2 w[second]) in lanes c0, c2, c1, c3;
+    # an odd last tap: words (2 w[c0], 2 w[c2]), (2 w[c1], 2 w[c3])
+    pair_words = ((lanes[0:2 * pairs:2] & 0xFFFF) | ((lanes[1:2 * pairs:2] & 0xFFFF) << 16))
+    parts = [pair_words.transpose(1, 0, 2).reshape(c // 4, -1)]
+    if t % 2:
+        last = lanes[t - 1]                                                  # [group, lane]
+        parts.append(np.stack([(last[:, 0] & 0xFFFF) | ((last[:, 1] & 0xFFFF) << 16),
+                               (last[:, 2] & 0xFFFF) | ((last[:, 3] & 0xFFFF) << 16)], axis=1))
+    words = np.concatenate(parts, axis=1).reshape(-1).astype(np.uint32).view(np.int32)
+    zy = y_t.quant.zero_point[0]
+    q = np.stack([2 * (bias - zx * taps.sum(axis=0)), tables["multiplier"], e,
+                  (1 << (e - 1)) + (zy << e)], axis=1)
+    return dict(pairs=pairs, odd=t % 2, w=words, q=q.astype(np.int32).reshape(-1), zx=zx,
+                zrow=np.full(c, zx, np.int8))
+
+
+def scratch_bytes(graph, node) -> Optional[int]:
+    return None if _plan(graph, node) is None else 0
+
+
+def emit(ctx, node):
+    plan = _plan(ctx.graph, node)
+    if plan is None:
+        return None
+    a = node.attrs
+    y_t = ctx.graph.types[node.outputs[0]]
+    act_min, act_max = activation_bounds(a.activation, y_t)
+    x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
+    n, h, w, c = x.shape
+    _, oh, ow, _ = y.shape
+    return Kernel("cm_depthwise.c.j2", dict(
+        x=x, y=y, N=n, H=h, W=w, C=c, OH=oh, OW=ow, KH=a.kernel[0], KW=a.kernel[1],
+        SH=a.strides[0], SW=a.strides[1], DH=a.dilations[0], DW=a.dilations[1], PT=a.pads[0],
+        PL=a.pads[1], PAIRS=plan["pairs"], ODD=plan["odd"], act_min=act_min, act_max=act_max),
+        [x.name, y.name], tables={"w": plan["w"], "q": plan["q"], "zrow": plan["zrow"]},
+        needs=("cm_dsp.c.j2",))

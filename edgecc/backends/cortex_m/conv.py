@@ -34,6 +34,20 @@ MAX_SHIFT = 22  # 2^(e-1) + 127 * 2^e < 2^30
 SCRATCH_ALIGN = 16
 
 
+def requantization(x_t, w_t, y_t, bias, abs_weight_sums):
+    """(M0, e, r) per output channel when the layer meets the kernels' exactness conditions
+    (worst |acc| < 2^30, right shifts 1..22), r = 2^(e-1) + zy 2^e; else None."""
+    zx = x_t.quant.zero_point[0]
+    lo, hi = quant_range(np.int8)
+    worst = np.abs(bias) + max(abs(lo - zx), abs(hi - zx)) * abs_weight_sums
+    tables = requant_tables(x_t, w_t, y_t, len(bias))
+    e = -tables["shift"].astype(np.int64)
+    if int(worst.max()) >= ACC_LIMIT or int(e.min()) < 1 or int(e.max()) > MAX_SHIFT:
+        return None
+    zy = y_t.quant.zero_point[0]
+    return tables["multiplier"].astype(np.int64), e, (1 << (e - 1)) + (zy << e)
+
+
 def _plan(graph, node) -> Optional[dict]:
     """The layer's compile-time facts when this kernel computes it, else None."""
     if node.op != "QConvNHWC" or node.attrs.group != 1:
@@ -50,21 +64,17 @@ def _plan(graph, node) -> Optional[dict]:
     bias = (graph.constants[b].astype(np.int64).reshape(m) if b is not None
             else np.zeros(m, np.int64))
     zx = x_t.quant.zero_point[0]
-    lo, hi = quant_range(np.int8)
-    worst = np.abs(bias) + max(abs(lo - zx), abs(hi - zx)) * np.abs(weights).sum(axis=1)
-    tables = requant_tables(x_t, w_t, y_t, m)
-    e = -tables["shift"].astype(np.int64)
-    if int(worst.max()) >= ACC_LIMIT or int(e.min()) < 1 or int(e.max()) > MAX_SHIFT:
+    found = requantization(x_t, w_t, y_t, bias, np.abs(weights).sum(axis=1))
+    if found is None:
         return None
+    m0, e, r = found
     k = weights.shape[1]
     k4, m2 = -(-k // 4) * 4, -(-m // 2) * 2
     w = np.zeros((m2, k4), np.int8)
     w[:m, :k] = weights
-    zy = y_t.quant.zero_point[0]
     q = np.zeros((m2, 4), np.int64)
     q[:, 2] = 1
-    q[:m] = np.stack([bias - zx * weights.sum(axis=1), tables["multiplier"], e,
-                      (1 << (e - 1)) + (zy << e)], axis=1)
+    q[:m] = np.stack([bias - zx * weights.sum(axis=1), m0, e, r], axis=1)
     return dict(K=k, K4=k4, M=m, w=w.reshape(-1), q=q.astype(np.int32).reshape(-1), zx=zx)
 
 

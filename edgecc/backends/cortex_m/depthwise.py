@@ -18,10 +18,9 @@ from typing import Optional
 
 import numpy as np
 
-from ...ir.quant import quant_range
-from ..generic.int8 import activation_bounds, requant_tables
+from ..generic.int8 import activation_bounds
 from ..kernels import Kernel
-from .conv import ACC_LIMIT, MAX_SHIFT
+from .conv import requantization
 
 
 def _plan(graph, node) -> Optional[dict]:
@@ -41,12 +40,10 @@ def _plan(graph, node) -> Optional[dict]:
     bias = (graph.constants[b].astype(np.int64).reshape(c) if b is not None
             else np.zeros(c, np.int64))
     zx = x_t.quant.zero_point[0]
-    lo, hi = quant_range(np.int8)
-    worst = np.abs(bias) + max(abs(lo - zx), abs(hi - zx)) * np.abs(taps).sum(axis=0)
-    tables = requant_tables(x_t, w_t, y_t, c)
-    e = -tables["shift"].astype(np.int64)
-    if int(worst.max()) >= ACC_LIMIT or int(e.min()) < 1 or int(e.max()) > MAX_SHIFT:
+    found = requantization(x_t, w_t, y_t, bias, np.abs(taps).sum(axis=0))
+    if found is None:
         return None
+    m0, e, r = found
     t = kh * kw
     pairs = t // 2
     lanes = (2 * taps).reshape(t, c // 4, 4)[:, :, [0, 2, 1, 3]]             # [tap, group, lane]
@@ -59,9 +56,7 @@ def _plan(graph, node) -> Optional[dict]:
         parts.append(np.stack([(last[:, 0] & 0xFFFF) | ((last[:, 1] & 0xFFFF) << 16),
                                (last[:, 2] & 0xFFFF) | ((last[:, 3] & 0xFFFF) << 16)], axis=1))
     words = np.concatenate(parts, axis=1).reshape(-1).astype(np.uint32).view(np.int32)
-    zy = y_t.quant.zero_point[0]
-    q = np.stack([2 * (bias - zx * taps.sum(axis=0)), tables["multiplier"], e,
-                  (1 << (e - 1)) + (zy << e)], axis=1)
+    q = np.stack([2 * (bias - zx * taps.sum(axis=0)), m0, e, r], axis=1)
     return dict(pairs=pairs, odd=t % 2, w=words, q=q.astype(np.int32).reshape(-1), zx=zx,
                 zrow=np.full(c, zx, np.int8))
 

@@ -1,4 +1,5 @@
-"""edgecc's own Cortex-M kernels (edgecc/backends/cortex_m/, issue 12) against the numpy model
+"""edgecc's own Cortex-M kernels (edgecc/backends/cortex_m/, issue 12: convolutions, depthwise
+convolutions, elementwise adds) against the numpy model
 of the integer math (edgecc/ir/quant_ref.py), bit for bit.
 
 Random layers (fixed seed) are built as one IR graph, one node per case, laid out for
@@ -19,6 +20,7 @@ from edgecc.backends.codegen import generate
 from edgecc.compiler.driver import _layout_and_plan
 from edgecc.ir import quant_ref as R
 from edgecc.ir.ops.conv import ConvAttrs
+from edgecc.ir.ops.int8_arith_ops import QBinaryAttrs
 from edgecc.runner import build_host, run_host
 from edgecc.targets.cortex_m import build_firmware, run_qemu
 from edgecc.targets.registry import get_target
@@ -96,21 +98,45 @@ def conv_cases(rng, count, depthwise=False):
     return p
 
 
-@pytest.fixture(scope="module", params=["conv", "depthwise"])
+def add_cases(rng, count):
+    """Same-shape int8 adds: random scales, and equal power-of-two ones whose output
+    multiplier makes (a' + b') / 2 land on halves; clamps."""
+    p = Program("cm_add")
+    for i in range(count):
+        shape = tuple(int(v) for v in rng.integers(1, 7, int(rng.integers(1, 5))))
+        if i % 3 == 0:
+            s_a = s_b = 2.0**-5
+            s_y = 2.0 ** -int(rng.integers(3, 5))
+        else:
+            s_a, s_b = rng.uniform(0.005, 0.1, 2)
+            s_y = (s_a + s_b) * rng.uniform(0.6, 1.5)
+        qa, qb, qy = rand_q(rng, I8, s_a), rand_q(rng, I8, s_b), rand_q(rng, I8, s_y)
+        a = rng.integers(-128, 128, shape).astype(I8)
+        b = rng.integers(-128, 128, shape).astype(I8)
+        act = rand_act(rng, i % 4, qy)
+        want = R.qadd(a, qa, b, qb, qy, I8, bounds(act, I8, qy))
+        p.node("QAdd", [p.input(a, qa), p.input(b, qb)], QBinaryAttrs(act), want, qy,
+               f"{shape} act={act}")
+    return p
+
+
+@pytest.fixture(scope="module", params=["conv", "depthwise", "add"])
 def program(request):
     kind = request.param
-    p = conv_cases(np.random.default_rng(SEED + 12 + (kind == "depthwise")), 24,
-                   depthwise=kind == "depthwise")
+    rng = np.random.default_rng(SEED + 12 + ("conv", "depthwise", "add").index(kind))
+    p = add_cases(rng, 24) if kind == "add" else conv_cases(rng, 24, kind == "depthwise")
     files, graph = compile_for(p, "cortex-m7")
     return kind, p, files, graph
 
 
 def test_cases_are_taken_by_the_generated_kernels(program):
     kind, p, files, _ = program
-    marker = "depthwise convolution," if kind == "depthwise" else "_patch(const int8_t *x"
+    marker = {"depthwise": "depthwise convolution,", "conv": "_patch(const int8_t *x",
+              "add": "TFLite's Add with every multiplier"}[kind]
     assert files["model.c"].count(marker) == len(p.labels)
-    assert "arm_depthwise_conv_wrapper_s8(" not in files["model.c"]
-    assert "arm_convolve_wrapper_s8(" not in files["model.c"]
+    for call in ("arm_depthwise_conv_wrapper_s8(", "arm_convolve_wrapper_s8(",
+                 "arm_elementwise_add_s8("):
+        assert call not in files["model.c"]
 
 
 def test_on_the_host_equals_the_numpy_model(program, tmp_path):

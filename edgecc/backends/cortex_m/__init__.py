@@ -8,13 +8,13 @@ import os
 import sys
 
 from ..kernels import Backend, kernel
-from . import conv, depthwise
+from . import add, conv, depthwise
 
-KERNELS = (conv, depthwise)  # in the order they are asked
+KERNELS = (conv, depthwise, add)  # in the order they are asked
 
 
-@kernel("QConvNHWC")
-def qconv_nhwc(ctx, node):
+@kernel("QConvNHWC", "QAdd")
+def generated(ctx, node):
     for module in KERNELS:
         found = module.emit(ctx, node)
         if found is not None:

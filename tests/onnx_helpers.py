@@ -2,6 +2,7 @@
 import functools
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -58,12 +59,18 @@ def quantize_ort(float_path, out_path, input_name, calib, per_channel=True,
         def get_next(self):
             return next(self.items, None)
 
+    # quantize_static writes <model>-inferred.onnx next to its input and deletes it: give it a
+    # private copy, so that tests quantizing the same model in parallel do not race
+    private = os.path.join(os.path.dirname(os.path.abspath(out_path)),
+                           "source_" + os.path.basename(out_path))
+    shutil.copyfile(float_path, private)
     level = logging.getLogger().level
     logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" warnings
     try:
-        quantize_static(float_path, out_path, Reader(), quant_format=getattr(QuantFormat, fmt),
+        quantize_static(private, out_path, Reader(), quant_format=getattr(QuantFormat, fmt),
                         per_channel=per_channel, weight_type=QuantType.QInt8,
                         activation_type=getattr(QuantType, activation))
     finally:
         logging.getLogger().setLevel(level)
+        os.remove(private)
     return out_path

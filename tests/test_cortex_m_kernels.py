@@ -131,7 +131,7 @@ def program(request):
 
 def test_cases_are_taken_by_the_generated_kernels(program):
     kind, p, files, _ = program
-    marker = {"depthwise": "depthwise convolution,", "conv": "_patch(const int8_t *x",
+    marker = {"depthwise": "depthwise convolution,", "conv": "patches sign-extended into the",
               "add": "TFLite's Add with every multiplier"}[kind]
     assert files["model.c"].count(marker) == len(p.labels)
     for call in ("arm_depthwise_conv_wrapper_s8(", "arm_convolve_wrapper_s8(",
@@ -139,9 +139,12 @@ def test_cases_are_taken_by_the_generated_kernels(program):
         assert call not in files["model.c"]
 
 
-def test_on_the_host_equals_the_numpy_model(program, tmp_path):
+@pytest.mark.parametrize("opt", ["-O1", "-O2", "-O3"])
+def test_on_the_host_equals_the_numpy_model(program, opt, tmp_path):
+    """Sanitized at -O1; at -O2 and -O3 as users build it (gcc 12's ipa-cp bug once dropped
+    the patch gathering there, cortex_m/conv.py)."""
     _, p, files, graph = program
-    build = build_host(files, graph, "model", str(tmp_path), sanitize=True, opt="-O1")
+    build = build_host(files, graph, "model", str(tmp_path), sanitize=opt == "-O1", opt=opt)
     assert not compare(run_host(build, p.feeds), p)
 
 

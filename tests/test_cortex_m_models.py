@@ -50,11 +50,14 @@ BUDGET = {"mobilenetv2_035": dict(flash=4096 * KB),
           **{name: dict(flash=4096 * KB) for name in model_zoo.EDGE_NAMES}}
 # CMSIS-NN s8 calls each model's code must make (per-channel fully connected layers are
 # 1x1 convolutions: CMSIS-NN v6 has no per-channel arm_fully_connected_s8)
-CMSIS_CALLS = {"resnet8": ("arm_convolve_wrapper_s8",),
-               "dscnn": ("arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8"),
-               "mobilenetv1_025": ("arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8"),
-               "autoencoder": ("arm_convolve_wrapper_s8",),
-               "mobilenetv2_035": ("arm_convolve_wrapper_s8", "arm_depthwise_conv_wrapper_s8")}
+# (CMSIS-NN s8 calls, edgecc's generated convolutions, depthwise convolutions, adds) per model:
+# per-channel fully connected layers are 1x1 CMSIS-NN convolutions (CMSIS-NN v6 has no
+# per-channel arm_fully_connected_s8); the convolutions run backends/cortex_m/
+CMSIS_CALLS = {"resnet8": (("arm_convolve_wrapper_s8",), 9, 0, 3),
+               "dscnn": (("arm_convolve_wrapper_s8",), 5, 4, 0),
+               "mobilenetv1_025": (("arm_convolve_wrapper_s8",), 14, 13, 0),
+               "autoencoder": (("arm_convolve_wrapper_s8",), 0, 0, 0),
+               "mobilenetv2_035": (("arm_convolve_wrapper_s8",), 35, 17, 10)}
 # models whose output differs between samples (with random weights, the outputs of DS-CNN and
 # MobileNetV1 hardly depend on the input; their inner layers do, and are checked one by one)
 VARYING = ("resnet8", "autoencoder", "mobilenetv2_035", *model_zoo.EDGE_NAMES)
@@ -156,13 +159,17 @@ def test_other_boards(verified, target, name, variant):
     assert rep.flash <= BOARDS[target].default_flash
 
 
-def test_generated_code_calls_cmsis_nn(zoo):
-    """The Cortex-M graphs call CMSIS-NN's s8 API and ship the cmsis_nn sources."""
+def test_generated_code_calls_edgecc_kernels_and_cmsis_nn(zoo):
+    """The Cortex-M graphs run edgecc's generated kernels for their convolutions and adds,
+    call CMSIS-NN's s8 API for the rest, and ship the cmsis_nn sources."""
     for name in model_zoo.NAMES:
         result = compile_model(zoo(name)["qdq"], "cortex-m7", sram=4096 * KB)
         code = result.files["model.c"]
-        for fn in CMSIS_CALLS[name]:
-            assert fn + "(" in code, (name, fn)
+        calls, convs, depthwise, adds = CMSIS_CALLS[name]
+        assert sorted(set(re.findall(r"(arm_\w+_s8)\(", code))) == sorted(calls), name
+        assert code.count("patches sign-extended into the") == convs, name
+        assert code.count("depthwise convolution,") == depthwise, name
+        assert code.count("TFLite's Add with every multiplier") == adds, name
         assert "cmsis_nn/arm_nnfunctions.h" in result.files
 
 

@@ -8,6 +8,12 @@ is split the same way, and SMLAD adds two products per instruction (18 instructi
 MACs in the inner loop). The weights are re-laid at compile time as [M', K'] rows (K rounded up
 to 4, M to 2, zero-filled); an odd last pixel is computed twice and stored once.
 
+The patches are gathered inside the kernel function, not in a helper: gcc 12 at -O2 (the
+host's 12.2.0 as well as arm-none-eabi 12.2.1) clones a static function called with constant
+pointers into the static arena (ipa-cp), wrongly treats the clone as free of side effects and
+drops calls to it (the same bug as targets/cortex_m.py's COMPILER_WORKAROUNDS; the firmware
+is built with -fno-ipa-cp, but users' builds of the emitted C may not be).
+
 Exact by construction (tests/test_cortex_m_kernels.py checks it against the numpy model):
 
 * the input offset is folded into the bias at compile time, padding reads the input zero

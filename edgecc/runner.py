@@ -15,10 +15,6 @@ from .ir import Graph
 
 RUNTIME_DIR = os.path.join(os.path.dirname(__file__), "runtime_c")
 WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
-# GCC 12 (the host's 12.2.0 too, not only arm-none-eabi-gcc 12.2.1) can drop, at -O2, calls to
-# ipa-cp clones of static layer functions called with constant pointers into the arena (seen
-# on GhostNet's transposes and concats with the Cortex-M kernels): see targets/cortex_m.py.
-WORKAROUNDS = {"gcc": ["-fno-ipa-cp"]}
 SANITIZE = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g"]
 
 
@@ -53,7 +49,7 @@ def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
     exe = os.path.join(workdir, f"{prefix}_host")
     include = [f"-I{os.path.join(workdir, d)}" for d in sorted({os.path.dirname(n) for n in files})
                if d]
-    cmd = [cc, *WARNINGS, opt, *WORKAROUNDS.get(os.path.basename(cc), []), *cflags, *include, *(SANITIZE if sanitize else []),
+    cmd = [cc, *WARNINGS, opt, *cflags, *include, *(SANITIZE if sanitize else []),
            *(["-DEDGECC_TRACE"] if trace else []), "-o", exe, *sources, "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

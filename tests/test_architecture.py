@@ -173,7 +173,7 @@ def test_no_import_cycle_between_modules_or_packages():
 TOY_POOL = """#ifndef EDGECC_TOY
 #error "built without the toy target's host_cflags"
 #endif
-static void {{ fn }}(const float *x, float *y)
+EDGECC_LAYER void {{ fn }}(const float *x, float *y)
 {
     /* toy backend: global average of {{ channels }} planes of {{ plane }} */
     int32_t c, i;
@@ -214,7 +214,8 @@ def test_toy_backend_compiles_and_runs_the_digits_cnn(tmp_path, monkeypatch):
     generic = compile_model(DIGITS, "generic")
     assert "toy backend" not in generic.files["model.c"]
     # the rest is generic's: the same layers, only the pooling function differs
-    layers = lambda c: re.findall(r"^static void (L\d+_\w+)\(", c, re.M)  # noqa: E731
+    layers = lambda c: re.findall(r"^EDGECC_LAYER void (L\d+_\w+)\(", c, re.M)  # noqa: E731
+    assert layers(code)
     assert layers(code) == layers(generic.files["model.c"])
     x = np.load(os.path.join(ROOT, "examples", "digits", "heldout.npz"))
     x = x[x.files[0]][:4].astype(np.float32).reshape((-1, 1, 1, 8, 8))
@@ -228,3 +229,11 @@ def test_toy_backend_compiles_and_runs_the_digits_cnn(tmp_path, monkeypatch):
     # edgecc verify builds it with the record's flags (the template refuses to build without)
     outputs, _, _ = verify(DIGITS, "toy", workdir=str(tmp_path / "v"))
     assert all(c.ok for c in outputs), outputs
+
+
+def test_kernel_templates_declare_edgecc_layer():
+    """Every layer function is EDGECC_LAYER (never cloned by GCC's ipa-cp, model.c.j2)."""
+    templates = glob.glob(os.path.join(ROOT, "edgecc", "backends", "*", "templates", "*.c.j2"))
+    plain = [t for t in templates
+             if re.search(r"^static void \{\{ fn \}\}\(", open(t).read(), re.M)]
+    assert templates and not plain, plain

@@ -245,8 +245,6 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str, backends: Sequence[Bac
                          f"{fname} */")
         else:
             function_of[body] = fname
-            # EDGECC_LAYER (model.c.j2): static, and never cloned by GCC's ipa-cp
-            body = body.replace(f"static void {_FN}(", f"EDGECC_LAYER void {_FN}(", 1)
             layers.append(f"/* node {idx}: {node.op} '{node.name}' -> {shapes} */\n"
                           + body.replace(_FN, fname) + "\n")
         args = []

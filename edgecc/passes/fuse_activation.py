@@ -21,12 +21,17 @@ FUSABLE_PRODUCERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 FUSABLE_ACTIVATIONS = tuple(op for op, info in IR_OPS.items() if info.activation)
 
 
+def takes_activation(g: Graph, prod) -> bool:
+    """Whether an activation reading ``prod``'s output fuses into ``prod`` (a float
+    Conv/ConvTranspose/Gemm/MatMul with no activation yet whose output nothing else reads)."""
+    return (prod is not None and prod.op in FUSABLE_PRODUCERS and prod.attrs.activation is None
+            and g.use_count(prod.outputs[0]) == 1 and prod.outputs[0] not in g.outputs
+            and g.types[prod.outputs[0]].dtype.is_float)
+
+
 def _fuse(g: Graph, act: Node, view: View) -> bool:
     prod = view.producers.get(act.inputs[0])
-    if (prod is None or prod.op not in FUSABLE_PRODUCERS
-            or prod.attrs.activation is not None
-            or g.use_count(prod.outputs[0]) != 1 or prod.outputs[0] in g.outputs
-            or not g.types[prod.outputs[0]].dtype.is_float):
+    if not takes_activation(g, prod):
         return False
     fused = prod.replace(
         outputs=(act.outputs[0],),

@@ -53,7 +53,7 @@ from ..ir.ops import IR_OPS, op_info
 from ..ir.ops.quantize_linear import QuantAttrs, QuantizeAttrs
 from ..ir.quant import choose_qparams
 from .fold_qdq import FOLD_RULES, QIn
-from .fuse_activation import FUSABLE_PRODUCERS
+from .fuse_activation import FUSABLE_PRODUCERS, takes_activation
 
 SHARED_PARAMS = tuple(op for op, info in IR_OPS.items() if info.quant == "shared")
 FIXED_PARAMS = {"Softmax": (1.0 / 256.0, -128)}
@@ -154,9 +154,7 @@ def _float_reason(g: Graph, node: Node, params, q_out, ranges, nonfinite: Set[st
         return None
     if op_info(node.op).activation:  # fuse-activation folds it into its float producer
         p = producers.get(node.inputs[0])
-        if (p is not None and id(p) not in quantized and p.op in FUSABLE_PRODUCERS
-                and getattr(p.attrs, "activation", None) is None
-                and g.use_count(p.outputs[0]) == 1 and p.outputs[0] not in g.outputs):
+        if p is not None and id(p) not in quantized and takes_activation(g, p):
             return None
     if light:
         return "no Conv/Gemm/MatMul among its int8 neighbours"

@@ -23,11 +23,12 @@ def generated(ctx, node):
 
 
 def scratch_bytes(graph, node):
-    """Arena scratch of the node when one of these kernels takes it, else None."""
+    """Arena scratch of the node when one of these kernels takes it (a module's
+    ``scratch(plan)``, 0 without one), else None."""
     for module in KERNELS:
-        need = module.scratch_bytes(graph, node)
-        if need is not None:
-            return need
+        facts = module.plan(graph, node)
+        if facts is not None:
+            return module.scratch(facts) if hasattr(module, "scratch") else 0
     return None
 
 

@@ -16,7 +16,7 @@ from ..generic.int8 import activation_bounds
 from ..kernels import Kernel
 
 
-def _plan(graph, node) -> Optional[dict]:
+def plan(graph, node) -> Optional[dict]:
     if node.op != "QAdd":
         return None
     a, b, y = (graph.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
@@ -30,16 +30,12 @@ def _plan(graph, node) -> Optional[dict]:
                 zb=b.quant.zero_point[0], my=my, ey=-sy, zy=y.quant.zero_point[0])
 
 
-def scratch_bytes(graph, node) -> Optional[int]:
-    return None if _plan(graph, node) is None else 0
-
-
 def emit(ctx, node):
-    plan = _plan(ctx.graph, node)
-    if plan is None:
+    found = plan(ctx.graph, node)
+    if found is None:
         return None
     y_t = ctx.graph.types[node.outputs[0]]
     act_min, act_max = activation_bounds(node.attrs.activation, y_t)
     a, b, y = (ctx.view(n) for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
-    return Kernel("cm_add.c.j2", dict(a=a, b=b, y=y, p=plan, act_min=act_min, act_max=act_max),
+    return Kernel("cm_add.c.j2", dict(a=a, b=b, y=y, p=found, act_min=act_min, act_max=act_max),
                   [a.name, b.name, y.name], needs=("cm_dsp.c.j2",))

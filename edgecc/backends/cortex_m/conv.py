@@ -54,10 +54,10 @@ def requantization(x_t, w_t, y_t, bias, abs_weight_sums):
     return tables["multiplier"].astype(np.int64), e, (1 << (e - 1)) + (zy << e)
 
 
-def _plan(graph, node) -> Optional[dict]:
-    """The layer's compile-time facts when this kernel computes it, else None."""
-    if node.op != "QConvNHWC" or node.attrs.group != 1:
-        return None
+def int8_layer(graph, node, channels_axis: int):
+    """(x, w, y types, weights as int64 [rows, ...], bias as int64 [channels]) of a QConvNHWC
+    with int8 input, output and constant symmetric int8 weights (and a constant bias or none),
+    else None; ``channels_axis``: the weights' output-channel axis after reshaping to 2-D."""
     x_t, w_t, y_t = (graph.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
     b = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
     if (x_t.dtype.name != "INT8" or y_t.dtype.name != "INT8" or w_t.dtype.name != "INT8"
@@ -66,9 +66,22 @@ def _plan(graph, node) -> Optional[dict]:
             or (w_t.quant is not None and any(w_t.quant.zero_point))):
         return None
     m = y_t.shape[3]
-    weights = graph.constants[node.inputs[1]].reshape(m, -1).astype(np.int64)  # OHWI rows
+    w = graph.constants[node.inputs[1]]
+    weights = (w.reshape(m, -1) if channels_axis == 0 else w.reshape(-1, m)).astype(np.int64)
     bias = (graph.constants[b].astype(np.int64).reshape(m) if b is not None
             else np.zeros(m, np.int64))
+    return x_t, w_t, y_t, weights, bias
+
+
+def plan(graph, node) -> Optional[dict]:
+    """The layer's compile-time facts when this kernel computes it, else None."""
+    if node.op != "QConvNHWC" or node.attrs.group != 1:
+        return None
+    layer = int8_layer(graph, node, 0)
+    if layer is None:
+        return None
+    x_t, w_t, y_t, weights, bias = layer  # weights: OHWI rows
+    m = y_t.shape[3]
     zx = x_t.quant.zero_point[0]
     found = requantization(x_t, w_t, y_t, bias, np.abs(weights).sum(axis=1))
     if found is None:
@@ -84,17 +97,14 @@ def _plan(graph, node) -> Optional[dict]:
     return dict(K=k, K4=k4, M=m, w=w.reshape(-1), q=q.astype(np.int32).reshape(-1), zx=zx)
 
 
-def scratch_bytes(graph, node) -> Optional[int]:
-    plan = _plan(graph, node)
-    if plan is None:
-        return None
-    need = 2 * 2 * plan["K4"]  # two pixels' patches as int16
+def scratch(facts) -> int:
+    need = 2 * 2 * facts["K4"]  # two pixels' patches as int16
     return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
 
 
 def emit(ctx, node):
-    plan = _plan(ctx.graph, node)
-    if plan is None:
+    found = plan(ctx.graph, node)
+    if found is None:
         return None
     g, a = ctx.graph, node.attrs
     y_t = g.types[node.outputs[0]]
@@ -104,11 +114,11 @@ def emit(ctx, node):
     _, oh, ow, m = y.shape
     pointwise = (tuple(a.kernel) == (1, 1) and tuple(a.strides) == (1, 1) and not any(a.pads)
                  and c % 4 == 0)
-    zx = plan["zx"]
+    zx = found["zx"]
     return Kernel("cm_conv.c.j2", dict(
         x=x, y=y, P=n * oh * ow, H=h, W=w, C=c, OH=oh, OW=ow, M=m, KH=a.kernel[0],
         KW=a.kernel[1], SH=a.strides[0], SW=a.strides[1], DH=a.dilations[0],
-        DW=a.dilations[1], PT=a.pads[0], PL=a.pads[1], K=plan["K"], K4=plan["K4"],
+        DW=a.dilations[1], PT=a.pads[0], PL=a.pads[1], K=found["K"], K4=found["K4"],
         pointwise=pointwise, zx=zx, zx_pair=int(np.uint32((zx & 0xFFFF) * 0x10001).view(np.int32)),
         act_min=act_min, act_max=act_max, scratch=ctx.scratch(node)),
-        [x.name, y.name], tables={"w": plan["w"], "q": plan["q"]}, needs=("cm_dsp.c.j2",))
+        [x.name, y.name], tables={"w": found["w"], "q": found["q"]}, needs=("cm_dsp.c.j2",))

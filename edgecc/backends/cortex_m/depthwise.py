@@ -20,25 +20,20 @@ import numpy as np
 
 from ..generic.int8 import activation_bounds
 from ..kernels import Kernel
-from .conv import requantization
+from .conv import int8_layer, requantization
 
 
-def _plan(graph, node) -> Optional[dict]:
+def plan(graph, node) -> Optional[dict]:
     if node.op != "QConvNHWC" or node.attrs.group == 1:
         return None
-    x_t, w_t, y_t = (graph.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
-    b = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
-    c = x_t.shape[3]
-    if (node.attrs.group != c or y_t.shape[3] != c or c % 4 or x_t.dtype.name != "INT8"
-            or y_t.dtype.name != "INT8" or w_t.dtype.name != "INT8"
-            or node.inputs[1] not in graph.constants
-            or (b is not None and b not in graph.constants)
-            or (w_t.quant is not None and any(w_t.quant.zero_point))):
+    c = graph.types[node.inputs[0]].shape[3]
+    if node.attrs.group != c or graph.types[node.outputs[0]].shape[3] != c or c % 4:
         return None
+    layer = int8_layer(graph, node, 1)
+    if layer is None:
+        return None
+    x_t, w_t, y_t, taps, bias = layer  # taps: [kh kw, C]
     kh, kw = node.attrs.kernel
-    taps = graph.constants[node.inputs[1]].reshape(kh * kw, c).astype(np.int64)  # [tap, C]
-    bias = (graph.constants[b].astype(np.int64).reshape(c) if b is not None
-            else np.zeros(c, np.int64))
     zx = x_t.quant.zero_point[0]
     found = requantization(x_t, w_t, y_t, bias, np.abs(taps).sum(axis=0))
     if found is None:
@@ -57,17 +52,13 @@ def _plan(graph, node) -> Optional[dict]:
                                (last[:, 2] & 0xFFFF) | ((last[:, 3] & 0xFFFF) << 16)], axis=1))
     words = np.concatenate(parts, axis=1).reshape(-1).astype(np.uint32).view(np.int32)
     q = np.stack([2 * (bias - zx * taps.sum(axis=0)), m0, e, r], axis=1)
-    return dict(pairs=pairs, odd=t % 2, w=words, q=q.astype(np.int32).reshape(-1), zx=zx,
+    return dict(pairs=pairs, odd=t % 2, w=words, q=q.astype(np.int32).reshape(-1),
                 zrow=np.full(c, zx, np.int8))
 
 
-def scratch_bytes(graph, node) -> Optional[int]:
-    return None if _plan(graph, node) is None else 0
-
-
 def emit(ctx, node):
-    plan = _plan(ctx.graph, node)
-    if plan is None:
+    found = plan(ctx.graph, node)
+    if found is None:
         return None
     a = node.attrs
     y_t = ctx.graph.types[node.outputs[0]]
@@ -78,6 +69,6 @@ def emit(ctx, node):
     return Kernel("cm_depthwise.c.j2", dict(
         x=x, y=y, N=n, H=h, W=w, C=c, OH=oh, OW=ow, KH=a.kernel[0], KW=a.kernel[1],
         SH=a.strides[0], SW=a.strides[1], DH=a.dilations[0], DW=a.dilations[1], PT=a.pads[0],
-        PL=a.pads[1], PAIRS=plan["pairs"], ODD=plan["odd"], act_min=act_min, act_max=act_max),
-        [x.name, y.name], tables={"w": plan["w"], "q": plan["q"], "zrow": plan["zrow"]},
+        PL=a.pads[1], PAIRS=found["pairs"], ODD=found["odd"], act_min=act_min, act_max=act_max),
+        [x.name, y.name], tables={"w": found["w"], "q": found["q"], "zrow": found["zrow"]},
         needs=("cm_dsp.c.j2",))

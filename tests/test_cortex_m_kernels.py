@@ -1,5 +1,5 @@
 """edgecc's own Cortex-M kernels (edgecc/backends/cortex_m/, issue 12: convolutions, depthwise
-convolutions, elementwise adds) against the numpy model
+convolutions, elementwise adds, means over H and W) against the numpy model
 of the integer math (edgecc/ir/quant_ref.py), bit for bit.
 
 Random layers (fixed seed) are built as one IR graph, one node per case, laid out for
@@ -20,7 +20,11 @@ from edgecc.backends.codegen import generate
 from edgecc.compiler.driver import _layout_and_plan
 from edgecc.ir import quant_ref as R
 from edgecc.ir.ops.conv import ConvAttrs
+from edgecc.ir.ops.gemm import GemmAttrs
 from edgecc.ir.ops.int8_arith_ops import QBinaryAttrs
+from edgecc.ir.ops.quantize_linear import QuantizeAttrs
+from edgecc.ir.ops.reduce import ReduceAttrs
+from edgecc.ir.quant import quantize
 from edgecc.runner import build_host, run_host
 from edgecc.targets.cortex_m import build_firmware, run_qemu
 from edgecc.targets.registry import get_target
@@ -120,11 +124,86 @@ def add_cases(rng, count):
     return p
 
 
-@pytest.fixture(scope="module", params=["conv", "depthwise", "add"])
+def mean_cases(rng, count):
+    """Means over H and W (global average pools in NHWC): channel counts on and off multiples
+    of four, more than 256 pixels (the int16 lanes' chunks), power-of-two scales (halves)."""
+    p = Program("cm_mean")
+    for i in range(count):
+        n, c = int(rng.integers(1, 3)), int(rng.choice([1, 3, 4, 8, 13, 64]))
+        h, w = (17, 19) if i % 4 == 0 else tuple(int(v) for v in rng.integers(1, 9, 2))
+        s_x = float(rng.uniform(0.01, 0.1))  # s_y: the multiplier s_x / (s_y h w) below 0.5
+        s_y = s_x * max(float(rng.uniform(0.3, 2.0)), 2.5 / (h * w))
+        if i % 4 == 2:  # s_x / (s_y h w) = 2^-k: requantization lands on halves
+            h, w = [(2, 4), (4, 4), (4, 8), (8, 8)][i % 16 // 4]
+            s_x, s_y = 2.0**-4, 2.0**-3
+        qx, qy = rand_q(rng, I8, s_x), rand_q(rng, I8, s_y)
+        x = rng.integers(-128, 128, (n, h, w, c)).astype(I8)
+        want = R.qreduce_mean(x, qx, qy, (1, 2), True, I8)
+        p.node("QReduceMean", [p.input(x, qx)], ReduceAttrs((1, 2), True), want, qy,
+               f"{(n, h, w, c)}")
+    return p
+
+
+def fc_cases(rng, count):
+    """Fully connected layers (K a multiple of 4, any M, batches): per-channel and per-tensor
+    weights, ties (multiplier 0.25 on small accumulators), clamps."""
+    p = Program("cm_fc")
+    for i in range(count):
+        mm, k, nn = int(rng.integers(1, 4)), 4 * int(rng.integers(1, 40)), int(rng.integers(1, 20))
+        halves, tie = i % 3 == 0, i % 4 == 3
+        s_x = 2.0**-5 if halves or tie else rng.uniform(0.01, 0.05)
+        s_w = 2.0 ** -rng.integers(5, 9, nn) if halves else rng.uniform(0.002, 0.02, nn)
+        s_w = np.full(nn, 2.0**-4) if tie else s_w
+        qx, qw = rand_q(rng, I8, s_x), qp(s_w, [0] * nn, axis=0)
+        if tie:
+            x, w = near(rng, I8, qx, (mm, k), 3), rng.integers(-3, 4, (nn, k)).astype(I8)
+        else:
+            x, w = rng.integers(-128, 128, (mm, k)).astype(I8), rng.integers(-127, 128, (nn, k)).astype(I8)
+        b = rng.integers(-3000, 3000, nn).astype(np.int32) if i % 2 and not tie else None
+        s_y = 2.0**-7 if tie else fit_scale(
+            lambda sy: R.qgemm(x, qx, w, qw, b, qp(sy, 0), np.int64, WIDE),
+            s_x * float(np.mean(s_w)), halves)
+        qy = rand_q(rng, I8, s_y)
+        act = None if tie else rand_act(rng, i % 4, qy)
+        want = R.qgemm(x, qx, w, qw, b, qy, I8, bounds(act, I8, qy))
+        inputs = [p.input(x, qx), p.const(w, qw)]
+        if b is not None:
+            inputs.append(p.const(b, qp(s_x * np.asarray(qw.scale), [0] * nn, axis=0)))
+        p.node("QGemm", inputs, GemmAttrs(trans_b=True, activation=act), want, qy,
+               f"{mm}x{k}x{nn} act={act}")
+    return p
+
+
+def quantize_cases(rng, count):
+    """The float input's quantization: random scales and zero points; values on exact halves
+    (power-of-two scales: ties go to even), past the int8 range, +-inf, +-1e30 and NaN (which
+    becomes the zero point, as in the portable kernel)."""
+    p = Program("cm_quantize")
+    for i in range(count):
+        scale = 2.0 ** -int(rng.integers(2, 8)) if i % 2 else float(rng.uniform(0.001, 0.2))
+        qy = rand_q(rng, I8, scale)
+        zp = int(qy.zero_point[0])
+        x = (rng.standard_normal(int(rng.integers(1, 40))) * 80 * scale).astype(np.float32)
+        halves = ((rng.integers(-140, 140, 8) + 0.5) * scale).astype(np.float32)
+        special = np.array([np.inf, -np.inf, 1e30, -1e30, np.nan, 0.0, -0.0], np.float32)
+        x = np.concatenate([x, halves, special]).astype(np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            want = quantize(np.nan_to_num(x, nan=0.0), scale, zp)
+        want[np.isnan(x)] = zp
+        p.node("QuantizeLinear", [p.input(x)], QuantizeAttrs(qy), want, qy, f"n={x.size}")
+    return p
+
+
+CASES = {"conv": lambda rng: conv_cases(rng, 24), "depthwise": lambda rng: conv_cases(rng, 24, True),
+         "add": lambda rng: add_cases(rng, 24), "mean": lambda rng: mean_cases(rng, 12),
+         "quantize": lambda rng: quantize_cases(rng, 8), "fc": lambda rng: fc_cases(rng, 12)}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
 def program(request):
     kind = request.param
-    rng = np.random.default_rng(SEED + 12 + ("conv", "depthwise", "add").index(kind))
-    p = add_cases(rng, 24) if kind == "add" else conv_cases(rng, 24, kind == "depthwise")
+    rng = np.random.default_rng(SEED + 12 + list(CASES).index(kind))
+    p = CASES[kind](rng)
     files, graph = compile_for(p, "cortex-m7")
     return kind, p, files, graph
 
@@ -132,7 +211,8 @@ def program(request):
 def test_cases_are_taken_by_the_generated_kernels(program):
     kind, p, files, _ = program
     marker = {"depthwise": "depthwise convolution,", "conv": "patches sign-extended into the",
-              "add": "TFLite's Add with every multiplier"}[kind]
+              "add": "TFLite's Add with every multiplier", "mean": "pixels per channel,",
+              "quantize": "on the FPU,", "fc": "1x1 convolution,"}[kind]
     assert files["model.c"].count(marker) == len(p.labels)
     for call in ("arm_depthwise_conv_wrapper_s8(", "arm_convolve_wrapper_s8(",
                  "arm_elementwise_add_s8("):

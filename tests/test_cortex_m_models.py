@@ -50,14 +50,14 @@ BUDGET = {"mobilenetv2_035": dict(flash=4096 * KB),
           **{name: dict(flash=4096 * KB) for name in model_zoo.EDGE_NAMES}}
 # CMSIS-NN s8 calls each model's code must make (per-channel fully connected layers are
 # 1x1 convolutions: CMSIS-NN v6 has no per-channel arm_fully_connected_s8)
-# (CMSIS-NN s8 calls, edgecc's generated convolutions, depthwise convolutions, adds) per model:
-# per-channel fully connected layers are 1x1 CMSIS-NN convolutions (CMSIS-NN v6 has no
-# per-channel arm_fully_connected_s8); the convolutions run backends/cortex_m/
-CMSIS_CALLS = {"resnet8": (("arm_convolve_wrapper_s8",), 9, 0, 3),
-               "dscnn": (("arm_convolve_wrapper_s8",), 5, 4, 0),
-               "mobilenetv1_025": (("arm_convolve_wrapper_s8",), 14, 13, 0),
-               "autoencoder": (("arm_convolve_wrapper_s8",), 0, 0, 0),
-               "mobilenetv2_035": (("arm_convolve_wrapper_s8",), 35, 17, 10)}
+# (CMSIS-NN s8 calls, layers on edgecc's generated kernels: convolutions and fully connected
+# layers, depthwise convolutions, adds, global average pools, float input quantizations) per
+# model: every int8 layer of these models meets the generated kernels' preconditions
+CMSIS_CALLS = {"resnet8": ((), 10, 0, 3, 1, 1),
+               "dscnn": ((), 6, 4, 0, 1, 1),
+               "mobilenetv1_025": ((), 15, 13, 0, 1, 1),
+               "autoencoder": ((), 10, 0, 0, 0, 10),
+               "mobilenetv2_035": ((), 36, 17, 10, 1, 1)}
 # models whose output differs between samples (with random weights, the outputs of DS-CNN and
 # MobileNetV1 hardly depend on the input; their inner layers do, and are checked one by one)
 VARYING = ("resnet8", "autoencoder", "mobilenetv2_035", *model_zoo.EDGE_NAMES)
@@ -159,18 +159,27 @@ def test_other_boards(verified, target, name, variant):
     assert rep.flash <= BOARDS[target].default_flash
 
 
+def layers_of(code: str, marker: str) -> int:
+    """How many layers the generated functions whose code contains ``marker`` run (layers of
+    one shape share a function: its calls are counted)."""
+    functions = [re.search(r"EDGECC_LAYER void (\w+)\(", block).group(1)
+                 for block in code.split("\n/* node ")[1:] if marker in block]
+    return sum(len(re.findall(rf"\b{f}\(", code)) - 1 for f in functions)
+
+
 def test_generated_code_calls_edgecc_kernels_and_cmsis_nn(zoo):
-    """The Cortex-M graphs run edgecc's generated kernels for their convolutions and adds,
-    call CMSIS-NN's s8 API for the rest, and ship the cmsis_nn sources."""
+    """The Cortex-M graphs run edgecc's generated kernels for their convolutions, fully
+    connected layers, adds, pools and input quantizations, call CMSIS-NN's s8 API for the rest,
+    and ship the cmsis_nn sources only when they call it."""
     for name in model_zoo.NAMES:
         result = compile_model(zoo(name)["qdq"], "cortex-m7", sram=4096 * KB)
         code = result.files["model.c"]
-        calls, convs, depthwise, adds = CMSIS_CALLS[name]
+        calls, *layers = CMSIS_CALLS[name]
         assert sorted(set(re.findall(r"(arm_\w+_s8)\(", code))) == sorted(calls), name
-        assert code.count("patches sign-extended into the") == convs, name
-        assert code.count("depthwise convolution,") == depthwise, name
-        assert code.count("TFLite's Add with every multiplier") == adds, name
-        assert "cmsis_nn/arm_nnfunctions.h" in result.files
+        assert [layers_of(code, marker) for marker in (
+            "patches sign-extended into the", "depthwise convolution,",
+            "TFLite's Add with every multiplier", "pixels per channel,", "on the FPU,")] == layers, name
+        assert ("cmsis_nn/arm_nnfunctions.h" in result.files) == bool(calls), name
 
 
 def test_warning_free_flags():

@@ -237,7 +237,8 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str, backends: Sequence[Bac
                 table_of[key] = weight_symbol(f"\0{fname}_{suffix}", arr)
             tables[suffix] = table_of[key]
         body = env.get_template(f"{backend.name}/{k.template}").render(
-            fn=_FN, node=node, tables=tables, **k.context).strip()
+            fn=_FN, node=node, tables={s: s for s in tables} if k.table_args else tables,
+            **k.context).strip()
         shapes = ", ".join(str(graph.types[o]) for o in node.outputs if o)
         if body in function_of:  # the same code as an earlier node (a patched stage's tiles)
             fname = function_of[body]
@@ -254,6 +255,9 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str, backends: Sequence[Bac
                               f"'{plan.external[a]}'")
             ctype = graph.types[a].dtype.c_type
             args.append(pointer(a, ctype))
+        if k.table_args:
+            args += tables.values()
+        args += [v if isinstance(v, str) else str(int(v)) for v in k.scalars.values()]
         calls.append(f"{fname}({', '.join(args)});")
         for o in node.outputs:
             if o and o not in graph.constants:

@@ -37,6 +37,13 @@ class Kernel:
     # The kernel runs the node's in-place variant (the memory plan put its output over input
     # 0, MemoryPlan.inplace_nodes); codegen refuses a plan's in-place node without it.
     inplace: bool = False
+    # Layer-specific values passed to the generated function instead of written into its
+    # code, so layers of the same shape share one function: with ``table_args`` the tables
+    # are parameters (the template names them by their suffix, after the tensors, in the
+    # order of ``tables``), then the ``scalars`` (name -> an int, passed as int32, or a C
+    # expression such as the scratch pointer), in order.
+    table_args: bool = False
+    scalars: Dict[str, object] = field(default_factory=dict)
 
 
 def kernel(*ops: str):

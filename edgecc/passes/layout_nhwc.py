@@ -7,7 +7,9 @@ After:   xt = Transpose[0,2,3,1](x);  yt = QConvNHWC(xt[N,H,W,C], w'[M,kh,kw,C],
 Preconditions: 2-D convolutions (4-D tensors) with per-tensor int8 activations; group 1
 (weights OHWI) or depthwise (group == C, weights [1, kh, kw, M]). MaxPool on int8 4-D
 tensors becomes MaxPoolNHWC, and QAveragePool with equal input and output quantization (what
-arm_avgpool_s8 computes) QAveragePoolNHWC. Pointwise integer ops whose inputs all have the same shape
+arm_avgpool_s8 computes) QAveragePoolNHWC; a global one (window = the whole input, no pads)
+on an NHWC tensor becomes QReduceMean over H and W there (the same sum of x - zx and the same
+requantization by s_x / (s_y count): quant_ref.py), so it needs no transpose. Pointwise integer ops whose inputs all have the same shape
 (QLut, QAdd, QMul, QuantizeLinear/DequantizeLinear per tensor) run in whatever layout their
 inputs have, so a chain conv -> add -> conv stays NHWC. Every other op sees NCHW: a Transpose
 is inserted where an NHWC tensor meets it, and graph outputs are returned in NCHW.
@@ -31,6 +33,7 @@ import numpy as np
 from ..ir import DType, Graph, Node, TensorType
 from ..ir.ops import IR_OPS
 from ..ir.ops.movement import TransposeAttrs
+from ..ir.ops.reduce import ReduceAttrs
 from ..ir.ops.shape_ops import ReshapeAttrs
 from .fold_qdq_base import per_tensor
 
@@ -61,6 +64,15 @@ def _convertible(g: Graph, node: Node) -> bool:
                 and len([o for o in node.outputs if o]) == 1 and len(node.attrs.kernel) == 2
                 and all(d == 1 for d in node.attrs.dilations))
     return False
+
+
+def _global_average(g: Graph, node: Node) -> bool:
+    """A QAveragePool over the whole of a 4-D input (one count: no pads)."""
+    if node.op != "QAveragePool" or g.types[node.inputs[0]].rank != 4:
+        return False
+    a, x_t = node.attrs, g.types[node.inputs[0]]
+    return (tuple(a.kernel) == tuple(x_t.shape[2:]) and not any(a.pads)
+            and g.types[node.outputs[0]].shape[2:] == (1, 1))
 
 
 def _transpose(g: Graph, src: str, perm, origin: Node) -> Node:
@@ -127,6 +139,7 @@ def to_nhwc(graph: Graph) -> Graph:
 
     for node in g.nodes:
         convertible = _convertible(g, node)  # judged on the NCHW types
+        global_average = _global_average(g, node)
         node = node.replace(inputs=tuple(renamed.get(i, i) for i in node.inputs))
         runtime = [i for i in node.inputs if i and not g.is_constant(i)]
         if node.op in ("TileCopy", "TilePaste") and all(i in produced_nhwc for i in runtime):
@@ -139,6 +152,8 @@ def to_nhwc(graph: Graph) -> Graph:
                     permuted[key] = _permute_weights(g, node)
                 rest[0] = permuted[key]
             emit_nhwc(node, op=node.op + "NHWC", inputs=(as_nhwc(node.inputs[0], node), *rest))
+        elif global_average and node.inputs[0] in produced_nhwc:
+            emit_nhwc(node, op="QReduceMean", attrs=ReduceAttrs((1, 2), True))
         elif (node.op in AGNOSTIC and runtime
                 and all(i in produced_nhwc for i in runtime)
                 and len({g.types[i].shape for i in runtime}) == 1

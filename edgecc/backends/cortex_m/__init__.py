@@ -8,12 +8,12 @@ import os
 import sys
 
 from ..kernels import Backend, kernel
-from . import add, conv, depthwise
+from . import add, conv, depthwise, fc, mean, quantize
 
-KERNELS = (conv, depthwise, add)  # in the order they are asked
+KERNELS = (conv, depthwise, fc, add, mean, quantize)  # in the order they are asked
 
 
-@kernel("QConvNHWC", "QAdd")
+@kernel("QConvNHWC", "QGemm", "QAdd", "QReduceMean", "QuantizeLinear")
 def generated(ctx, node):
     for module in KERNELS:
         found = module.emit(ctx, node)

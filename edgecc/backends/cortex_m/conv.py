@@ -41,8 +41,8 @@ SCRATCH_ALIGN = 16
 
 
 def requantization(x_t, w_t, y_t, bias, abs_weight_sums):
-    """(M0, e, r) per output channel when the layer meets the kernels' exactness conditions
-    (worst |acc| < 2^30, right shifts 1..22), r = 2^(e-1) + zy 2^e; else None."""
+    """(M0, e) per output channel when the layer meets the kernels' exactness conditions
+    (worst |acc| < 2^30, right shifts 1..22), else None."""
     zx = x_t.quant.zero_point[0]
     lo, hi = quant_range(np.int8)
     worst = np.abs(bias) + max(abs(lo - zx), abs(hi - zx)) * abs_weight_sums
@@ -50,13 +50,40 @@ def requantization(x_t, w_t, y_t, bias, abs_weight_sums):
     e = -tables["shift"].astype(np.int64)
     if int(worst.max()) >= ACC_LIMIT or int(e.min()) < 1 or int(e.max()) > MAX_SHIFT:
         return None
-    zy = y_t.quant.zero_point[0]
-    return tables["multiplier"].astype(np.int64), e, (1 << (e - 1)) + (zy << e)
+    return tables["multiplier"].astype(np.int64), e
+
+
+RND_WORDS = MAX_SHIFT + 1
+
+
+def requant_records(bias, m0, e, zy, channels: int, group: int) -> np.ndarray:
+    """The kernels' requantization table (int32) for ``channels`` output channels (padded with
+    bias 0, M0 0, e 1 to a multiple of ``group``, at most 4): first, indexed by e, the
+    rounding-plus-offset terms r = 2^(e-1) + zy 2^e of edgecc_rq (RND_WORDS words), then per
+    group of channels their biases, their M0s and one word of their shifts e, a byte each
+    (2 + 4 / group words per channel: 10 bytes for pairs, 9 for fours)."""
+    padded = -(-channels // group) * group
+    rec = np.zeros((padded, 2), np.int64)
+    sh = np.ones(padded, np.int64)
+    rec[:len(bias)] = np.stack([bias, m0], axis=1)
+    sh[:len(bias)] = e
+    packed = (sh.reshape(-1, group) << (8 * np.arange(group))).sum(axis=1)
+    groups = np.concatenate([rec[:, 0].reshape(-1, group), rec[:, 1].reshape(-1, group),
+                             packed[:, None]], axis=1)
+    rnd = [0] + [(1 << (k - 1)) + (int(zy) << k) for k in range(1, MAX_SHIFT + 1)]
+    return np.concatenate([rnd, groups.reshape(-1)]).astype(np.uint32).view(np.int32)
+
+
+def layer_scalars(act_min: int, act_max: int, **more) -> dict:
+    """The values a layer function shared by same-shape layers takes as arguments: the clamp
+    bounds unless they are the whole int8 range (one SSAT, fixed in the code), then ``more``."""
+    full = act_min == -128 and act_max == 127
+    return dict(({} if full else dict(lo=act_min, hi=act_max)), **more)
 
 
 def int8_layer(graph, node, channels_axis: int):
     """(x, w, y types, weights as int64 [rows, ...], bias as int64 [channels]) of a QConvNHWC
-    with int8 input, output and constant symmetric int8 weights (and a constant bias or none),
+    or QGemm with int8 input, output and constant symmetric int8 weights (and a constant bias or none),
     else None; ``channels_axis``: the weights' output-channel axis after reshaping to 2-D."""
     x_t, w_t, y_t = (graph.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
     b = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
@@ -65,7 +92,7 @@ def int8_layer(graph, node, channels_axis: int):
             or (b is not None and b not in graph.constants)
             or (w_t.quant is not None and any(w_t.quant.zero_point))):
         return None
-    m = y_t.shape[3]
+    m = y_t.shape[-1]
     w = graph.constants[node.inputs[1]]
     weights = (w.reshape(m, -1) if channels_axis == 0 else w.reshape(-1, m)).astype(np.int64)
     bias = (graph.constants[b].astype(np.int64).reshape(m) if b is not None
@@ -77,24 +104,26 @@ def plan(graph, node) -> Optional[dict]:
     """The layer's compile-time facts when this kernel computes it, else None."""
     if node.op != "QConvNHWC" or node.attrs.group != 1:
         return None
-    layer = int8_layer(graph, node, 0)
+    return matrix_facts(int8_layer(graph, node, 0))
+
+
+def matrix_facts(layer) -> Optional[dict]:
+    """The matrix product's facts (sizes, tables) of an ``int8_layer`` whose weights are
+    [M, K] rows, or None outside the exactness conditions."""
     if layer is None:
         return None
-    x_t, w_t, y_t, weights, bias = layer  # weights: OHWI rows
-    m = y_t.shape[3]
+    x_t, w_t, y_t, weights, bias = layer
+    m, k = weights.shape
     zx = x_t.quant.zero_point[0]
     found = requantization(x_t, w_t, y_t, bias, np.abs(weights).sum(axis=1))
     if found is None:
         return None
-    m0, e, r = found
-    k = weights.shape[1]
+    m0, e = found
     k4, m2 = -(-k // 4) * 4, -(-m // 2) * 2
     w = np.zeros((m2, k4), np.int8)
     w[:m, :k] = weights
-    q = np.zeros((m2, 4), np.int64)
-    q[:, 2] = 1
-    q[:m] = np.stack([bias - zx * weights.sum(axis=1), m0, e, r], axis=1)
-    return dict(K=k, K4=k4, M=m, w=w.reshape(-1), q=q.astype(np.int32).reshape(-1), zx=zx)
+    q = requant_records(bias - zx * weights.sum(axis=1), m0, e, y_t.quant.zero_point[0], m2, 2)
+    return dict(K=k, K4=k4, M=m, tables=dict(w=w.reshape(-1), q=q), zx=zx)
 
 
 def scratch(facts) -> int:
@@ -106,19 +135,28 @@ def emit(ctx, node):
     found = plan(ctx.graph, node)
     if found is None:
         return None
-    g, a = ctx.graph, node.attrs
-    y_t = g.types[node.outputs[0]]
-    act_min, act_max = activation_bounds(a.activation, y_t)
+    a = node.attrs
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
     n, h, w, c = x.shape
     _, oh, ow, m = y.shape
     pointwise = (tuple(a.kernel) == (1, 1) and tuple(a.strides) == (1, 1) and not any(a.pads)
                  and c % 4 == 0)
-    zx = found["zx"]
+    return kernel(ctx, node, found, x, y, pointwise, dict(
+        P=n * oh * ow, H=h, W=w, C=c, OH=oh, OW=ow, M=m, KH=a.kernel[0], KW=a.kernel[1],
+        SH=a.strides[0], SW=a.strides[1], DH=a.dilations[0], DW=a.dilations[1],
+        PT=a.pads[0], PL=a.pads[1]))
+
+
+def kernel(ctx, node, found, x, y, pointwise: bool, geometry: dict) -> Kernel:
+    """cm_conv.c.j2 for the views x -> y with ``plan``'s facts; ``geometry``: P pixels, C
+    input channels, M outputs, and for patches the input, output, kernel, stride, dilation and
+    pad sizes."""
+    act_min, act_max = activation_bounds(node.attrs.activation, ctx.graph.types[y.name])
+    small = found["K4"] <= 64 and geometry["C"] % 4 != 0  # first layers: the gather unrolled
+    scalars = layer_scalars(act_min, act_max, **({} if pointwise else dict(zx=found["zx"])),
+                            scratch=ctx.scratch(node))
     return Kernel("cm_conv.c.j2", dict(
-        x=x, y=y, P=n * oh * ow, H=h, W=w, C=c, OH=oh, OW=ow, M=m, KH=a.kernel[0],
-        KW=a.kernel[1], SH=a.strides[0], SW=a.strides[1], DH=a.dilations[0],
-        DW=a.dilations[1], PT=a.pads[0], PL=a.pads[1], K=found["K"], K4=found["K4"],
-        pointwise=pointwise, zx=zx, zx_pair=int(np.uint32((zx & 0xFFFF) * 0x10001).view(np.int32)),
-        act_min=act_min, act_max=act_max, scratch=ctx.scratch(node)),
-        [x.name, y.name], tables={"w": found["w"], "q": found["q"]}, needs=("cm_dsp.c.j2",))
+        x=x, y=y, K=found["K"], K4=found["K4"], pointwise=pointwise, small=small,
+        scalars=scalars, RND=RND_WORDS, **geometry),
+        [x.name, y.name], tables=found["tables"], needs=("cm_dsp.c.j2",), table_args=True,
+        scalars=scalars)

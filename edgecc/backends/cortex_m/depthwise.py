@@ -20,7 +20,7 @@ import numpy as np
 
 from ..generic.int8 import activation_bounds
 from ..kernels import Kernel
-from .conv import int8_layer, requantization
+from .conv import RND_WORDS, int8_layer, layer_scalars, requant_records, requantization
 
 
 def plan(graph, node) -> Optional[dict]:
@@ -38,7 +38,7 @@ def plan(graph, node) -> Optional[dict]:
     found = requantization(x_t, w_t, y_t, bias, np.abs(taps).sum(axis=0))
     if found is None:
         return None
-    m0, e, r = found
+    m0, e = found
     t = kh * kw
     pairs = t // 2
     lanes = (2 * taps).reshape(t, c // 4, 4)[:, :, [0, 2, 1, 3]]             # [tap, group, lane]
@@ -51,9 +51,8 @@ def plan(graph, node) -> Optional[dict]:
         parts.append(np.stack([(last[:, 0] & 0xFFFF) | ((last[:, 1] & 0xFFFF) << 16),
                                (last[:, 2] & 0xFFFF) | ((last[:, 3] & 0xFFFF) << 16)], axis=1))
     words = np.concatenate(parts, axis=1).reshape(-1).astype(np.uint32).view(np.int32)
-    q = np.stack([2 * (bias - zx * taps.sum(axis=0)), m0, e, r], axis=1)
-    return dict(pairs=pairs, odd=t % 2, w=words, q=q.astype(np.int32).reshape(-1),
-                zrow=np.full(c, zx, np.int8))
+    q = requant_records(2 * (bias - zx * taps.sum(axis=0)), m0, e, y_t.quant.zero_point[0], c, 4)
+    return dict(pairs=pairs, odd=t % 2, tables=dict(w=words, q=q, zrow=np.full(c, zx, np.int8)))
 
 
 def emit(ctx, node):
@@ -62,13 +61,13 @@ def emit(ctx, node):
         return None
     a = node.attrs
     y_t = ctx.graph.types[node.outputs[0]]
-    act_min, act_max = activation_bounds(a.activation, y_t)
+    scalars = layer_scalars(*activation_bounds(a.activation, y_t))
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
     return Kernel("cm_depthwise.c.j2", dict(
         x=x, y=y, N=n, H=h, W=w, C=c, OH=oh, OW=ow, KH=a.kernel[0], KW=a.kernel[1],
         SH=a.strides[0], SW=a.strides[1], DH=a.dilations[0], DW=a.dilations[1], PT=a.pads[0],
-        PL=a.pads[1], PAIRS=found["pairs"], ODD=found["odd"], act_min=act_min, act_max=act_max),
-        [x.name, y.name], tables={"w": found["w"], "q": found["q"], "zrow": found["zrow"]},
-        needs=("cm_dsp.c.j2",))
+        PL=a.pads[1], PAIRS=found["pairs"], ODD=found["odd"], scalars=scalars, RND=RND_WORDS),
+        [x.name, y.name], tables=found["tables"], needs=("cm_dsp.c.j2",), table_args=True,
+        scalars=scalars)

@@ -69,7 +69,7 @@ def conv_cases(rng, count, depthwise=False):
         size = []
         for k, s, d, pb, pe in ((kh, strides[0], dil[0], pads[0], pads[2]),
                                 (kw, strides[1], dil[1], pads[1], pads[3])):
-            v = int(rng.integers(1, 9))
+            v = int(rng.integers(9, 13) if depthwise and i % 2 else rng.integers(1, 9))
             while (v + pb + pe - (k - 1) * d - 1) // s + 1 < 1:
                 v += 1
             size.append(v)
@@ -214,6 +214,9 @@ def test_cases_are_taken_by_the_generated_kernels(program):
               "add": "TFLite's Add with every multiplier", "mean": "pixels per channel,",
               "quantize": "on the FPU,", "fc": "1x1 convolution,"}[kind]
     assert files["model.c"].count(marker) == len(p.labels)
+    if kind == "depthwise":  # both weight layouts (cortex_m/depthwise.py NARROW_PIXELS)
+        assert "stored as int8 words" in files["model.c"]
+        assert "packed so at compile time, doubled" in files["model.c"]
     for call in ("arm_depthwise_conv_wrapper_s8(", "arm_convolve_wrapper_s8(",
                  "arm_elementwise_add_s8("):
         assert call not in files["model.c"]

@@ -73,21 +73,28 @@ def int8_layer(graph, node, channels_axis: int):
     return x_t, w_t, y_t, weights, bias
 
 
-def plan(graph, node) -> Optional[dict]:
-    """The layer's compile-time facts when this kernel computes it, else None."""
+def group1_layer(graph, node):
+    """(weights as OHWI rows [M, K], bias, zx, (M0, e, r)) of a QConvNHWC with one group that
+    ``int8_layer`` and ``requantization`` accept, else None."""
     if node.op != "QConvNHWC" or node.attrs.group != 1:
         return None
     layer = int8_layer(graph, node, 0)
     if layer is None:
         return None
-    x_t, w_t, y_t, weights, bias = layer  # weights: OHWI rows
-    m = y_t.shape[3]
-    zx = x_t.quant.zero_point[0]
+    x_t, w_t, y_t, weights, bias = layer
     found = requantization(x_t, w_t, y_t, bias, np.abs(weights).sum(axis=1))
     if found is None:
         return None
-    m0, e, r = found
-    k = weights.shape[1]
+    return weights, bias, x_t.quant.zero_point[0], found
+
+
+def plan(graph, node) -> Optional[dict]:
+    """The layer's compile-time facts when this kernel computes it, else None."""
+    layer = group1_layer(graph, node)
+    if layer is None:
+        return None
+    weights, bias, zx, (m0, e, r) = layer
+    m, k = weights.shape
     k4, m2 = -(-k // 4) * 4, -(-m // 2) * 2
     w = np.zeros((m2, k4), np.int8)
     w[:m, :k] = weights

@@ -10,7 +10,8 @@ layer (1x1, stride 1, no padding) reads its pixels in place; any other gathers t
 patches (K = kh kw C bytes each, OHWI order) into the scratch with predicated 16-byte copies,
 padding taps filled with the input zero point zx, whole rows of taps at once where they are
 contiguous. The weights are re-laid at compile time as [M/4][K/16][4][16] (zero-filled to
-multiples of 4 channels and 16 taps), read in that order. An odd last pixel is computed twice
+a multiple of 4 channels), then the last K % 16 taps as [M/4][4][K % 16] (loaded under the
+same predicate), read in that order. An odd last pixel is computed twice
 and stored once.
 
 The input offset folds into the bias: bias - zx sum_k w_k (padding reads zx). The four
@@ -32,13 +33,16 @@ from ..kernels import Kernel
 SCRATCH_ALIGN = 16
 
 
-def rq_table(bias, m0, e, r) -> np.ndarray:
-    """Per block of four channels: 4 biases, 4 multipliers, 4 r, 4 -e (zero-filled)."""
+def rq_tables(bias, m0, e, r) -> dict:
+    """q: per block of four channels, 4 biases, 4 multipliers, 4 r (int32); sh: -e (int8);
+    zero-filled to a multiple of 4 channels."""
     m = len(bias)
     m4 = -(-m // 4) * 4
-    q = np.zeros((4, m4), np.int64)
-    q[:, :m] = np.stack([bias, m0, r, -e])
-    return q.reshape(4, m4 // 4, 4).transpose(1, 0, 2).astype(np.int32).reshape(-1)
+    q = np.zeros((3, m4), np.int64)
+    q[:, :m] = np.stack([bias, m0, r])
+    sh = np.zeros(m4, np.int8)
+    sh[:m] = -e
+    return dict(q=q.reshape(3, m4 // 4, 4).transpose(1, 0, 2).astype(np.int32).reshape(-1), sh=sh)
 
 
 def plan(graph, node) -> Optional[dict]:
@@ -51,11 +55,13 @@ def plan(graph, node) -> Optional[dict]:
     k16, m4 = -(-k // 16) * 16, -(-m // 4) * 4
     w = np.zeros((m4, k16), np.int8)
     w[:m, :k] = weights
-    w = w.reshape(m4 // 4, 4, k16 // 16, 16).transpose(0, 2, 1, 3).reshape(-1)
+    w = w.reshape(m4 // 4, 4, k16 // 16, 16).transpose(0, 2, 1, 3)
+    w = np.concatenate([w[:, :k // 16].reshape(m4 // 4, -1),  # full chunks, then the tail's
+                        w[:, k // 16:, :, :k % 16].reshape(m4 // 4, -1)], axis=1).reshape(-1)
     a = node.attrs
     pointwise = tuple(a.kernel) == (1, 1) and tuple(a.strides) == (1, 1) and not any(a.pads)
-    return dict(K=k, K16=k16, M=m, w=w, q=rq_table(bias - zx * weights.sum(axis=1), m0, e, r),
-                zx=zx, pointwise=pointwise)
+    return dict(K=k, K16=k16, M=m, zx=zx, pointwise=pointwise,
+                tables=dict(w=w, **rq_tables(bias - zx * weights.sum(axis=1), m0, e, r)))
 
 
 def scratch(facts) -> int:
@@ -85,5 +91,5 @@ def emit(ctx, node):
     return Kernel("hm_conv.c.j2", dict(
         c, P=c["N"] * c["OH"] * c["OW"], K=found["K"], K16=found["K16"], pointwise=pointwise,
         zx=found["zx"], scratch=None if pointwise else ctx.scratch(node)),
-        [c["x"].name, c["y"].name], tables={"w": found["w"], "q": found["q"]},
+        [c["x"].name, c["y"].name], tables=found["tables"],
         needs=("hm_mve.c.j2",))

@@ -3,8 +3,8 @@
 Takes a QConvNHWC with one input channel per group and channel multiplier 1 (weights
 [1, kh, kw, C]), any channel count, kernel, stride, dilation and padding, under cortex_m's
 exactness conditions (``requantization``). Eight channels per step: per tap, the inputs are
-loaded sign-extended to int16 lanes (VLDRB.S16) and the weights as int16 (re-laid at compile
-time as [tap][C'], C' = C rounded up to 8, zero-filled); VMULLB/VMULLT give the even and odd
+and the weights (re-laid at compile time as [tap][C'], C' = C rounded up to 8, zero-filled)
+are loaded sign-extended to int16 lanes (VLDRB.S16); VMULLB/VMULLT give the even and odd
 channels' products as int32 lanes, added to two accumulators (6 instructions per 8 MACs). A
 last block of fewer than 8 channels loads and stores under a VCTP16 predicate. Taps in the
 padding read a row of zero points, so the input offset folds into the bias as in conv.py:
@@ -20,7 +20,7 @@ import numpy as np
 
 from ..cortex_m.conv import int8_layer, requantization
 from ..kernels import Kernel
-from .conv import layer_context, rq_table
+from .conv import layer_context, rq_tables
 
 
 def plan(graph, node) -> Optional[dict]:
@@ -39,14 +39,14 @@ def plan(graph, node) -> Optional[dict]:
         return None
     m0, e, r = found
     c8 = -(-c // 8) * 8
-    w = np.zeros((taps.shape[0], c8), np.int16)
+    w = np.zeros((taps.shape[0], c8), np.int8)
     w[:, :c] = taps
     # per block of 8 channels: the even channels' table block, then the odd channels'
     fields = np.zeros((4, c8), np.int64)
     fields[:, :c] = np.stack([bias - zx * taps.sum(axis=0), m0, e, r])
     order = np.arange(c8).reshape(-1, 4, 2).transpose(0, 2, 1).reshape(-1)
-    q = rq_table(*fields[:, order])
-    return dict(w=w.reshape(-1), q=q, zrow=np.full(c8, zx, np.int8))
+    return dict(tables=dict(w=w.reshape(-1), zrow=np.full(c8, zx, np.int8),
+                            **rq_tables(*fields[:, order])))
 
 
 def emit(ctx, node):
@@ -56,5 +56,5 @@ def emit(ctx, node):
     c = layer_context(ctx, node)
     return Kernel("hm_depthwise.c.j2", dict(c, C8=-(-c["C"] // 8) * 8),
                   [c["x"].name, c["y"].name],
-                  tables={"w": found["w"], "q": found["q"], "zrow": found["zrow"]},
+                  tables=found["tables"],
                   needs=("hm_mve.c.j2",))

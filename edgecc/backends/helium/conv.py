@@ -4,15 +4,21 @@ Takes a QConvNHWC with group 1 (any kernel, stride, dilation, padding) under cor
 exactness conditions (``requantization``: worst |acc| < 2^30, right shifts 1..22). Per step,
 four output channels x two pixels: each 16-byte chunk of the two pixels' patches is loaded
 once and VMLADAVA.S8 (``vmladavaq_s8``) adds its 16 products with each of the four channels'
-weight chunks into a scalar accumulator (14 instructions per 128 MACs); the last chunk of a
+weight chunks into a scalar accumulator (16 instructions per 128 MACs). VMLADAVA accumulates
+into even registers: GCC, given eight accumulators and a low-overhead loop (whose counter is
+LR), moves them through the remaining ones (24 instructions per 128 MACs), so with GCC the
+loop is inline assembly whose accumulators have GCC's even-register constraint "Te";
+other compilers (or -DEDGECC_NO_INLINE_ASM) build the intrinsics. The last chunk of a
 K not a multiple of 16 is loaded under a VCTP8 tail predicate (zeros past K). A pointwise
 layer (1x1, stride 1, no padding) reads its pixels in place; any other gathers the two
 patches (K = kh kw C bytes each, OHWI order) into the scratch with predicated 16-byte copies,
 padding taps filled with the input zero point zx, whole rows of taps at once where they are
 contiguous. The weights are re-laid at compile time as [M/4][K/16][4][16] (zero-filled to
 a multiple of 4 channels), then the last K % 16 taps as [M/4][4][K % 16] (loaded under the
-same predicate), read in that order. An odd last pixel is computed twice
-and stored once.
+same predicate), read in that order. The second pixel's data is at a constant distance from
+the first's (C in place, K16 in the scratch), so no per-pixel selection; an odd last pixel is
+computed with the one before it (which is stored again, the same bytes), a layer of one pixel
+alone.
 
 The input offset folds into the bias: bias - zx sum_k w_k (padding reads zx). The four
 accumulators go to one vector and are requantized together (``edgecc_hm_rq4``: VQRDMULH is

@@ -10,7 +10,10 @@ last block of fewer than 8 channels loads and stores under a VCTP16 predicate. T
 padding read a row of zero points, so the input offset folds into the bias as in conv.py:
 bias - zx sum_t w_t. The even and odd accumulators are requantized four channels at a time
 (``edgecc_hm_rq4``, tables in that order) and interleaved back by VMOVNB/VMOVNT into one
-narrowing store.
+narrowing store. Under GCC, whole blocks of sixteen channels run the taps unrolled in inline
+assembly (14 instructions per tap and 16 MACs; the compiler's loop took 11 per 8); the weights
+are laid out for it in blocks of 16 channels, each [tap][16] (the last one [tap][8] when C'
+is not a multiple of 16), which the eight-channel steps read as well.
 """
 from __future__ import annotations
 
@@ -39,13 +42,16 @@ def plan(graph, node) -> Optional[dict]:
         return None
     m0, e, r = found
     c8 = -(-c // 8) * 8
-    w = np.zeros((taps.shape[0], c8), np.int8)
+    t = taps.shape[0]
+    w = np.zeros((t, c8), np.int8)
     w[:, :c] = taps
+    # blocks of 16 channels (the last one 8 wide when C' is not a multiple of 16), each [tap][width]
+    w = np.concatenate([w[:, b:b + 16].reshape(-1) for b in range(0, c8, 16)])
     # per block of 8 channels: the even channels' table block, then the odd channels'
     fields = np.zeros((4, c8), np.int64)
     fields[:, :c] = np.stack([bias - zx * taps.sum(axis=0), m0, e, r])
     order = np.arange(c8).reshape(-1, 4, 2).transpose(0, 2, 1).reshape(-1)
-    return dict(tables=dict(w=w.reshape(-1), zrow=np.full(c8, zx, np.int8),
+    return dict(tables=dict(w=w, zrow=np.full(c8, zx, np.int8),
                             **rq_tables(*fields[:, order])))
 
 
@@ -54,7 +60,8 @@ def emit(ctx, node):
     if found is None:
         return None
     c = layer_context(ctx, node)
-    return Kernel("hm_depthwise.c.j2", dict(c, C8=-(-c["C"] // 8) * 8),
+    c8 = -(-c["C"] // 8) * 8
+    return Kernel("hm_depthwise.c.j2", dict(c, C8=c8, C16=c8 // 16 * 16),
                   [c["x"].name, c["y"].name],
                   tables=found["tables"],
                   needs=("hm_mve.c.j2",))

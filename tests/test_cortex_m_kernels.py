@@ -51,8 +51,9 @@ def compare(outs, p: Program):
     return bad
 
 
-def conv_cases(rng, count, depthwise=False):
-    p = Program("cm_depthwise" if depthwise else "cm_conv")
+def conv_cases(rng, count, depthwise=False, channels=(1, 2, 3, 4, 5, 8, 12, 13, 16, 33),
+               dw_channels=(4, 8, 12, 16, 36), name="cm"):
+    p = Program(f"{name}_depthwise" if depthwise else f"{name}_conv")
     for i in range(count):
         kh, kw = (1, 1) if i % 3 == 0 else (int(rng.integers(1, 6)), int(rng.integers(1, 5)))
         if depthwise and i % 3 == 0:
@@ -60,10 +61,10 @@ def conv_cases(rng, count, depthwise=False):
         strides = (1, 1) if i % 3 == 0 else tuple(int(v) for v in rng.integers(1, 4, 2))
         dil = (1, 1) if i % 3 == 0 else tuple(int(v) for v in rng.integers(1, 3, 2))
         pads = (0, 0, 0, 0) if i % 3 == 0 else tuple(int(v) for v in rng.integers(0, 3, 4))
-        c = int(rng.choice([1, 2, 3, 4, 5, 8, 12, 13, 16, 33]))
+        c = int(rng.choice(channels))
         m = int(rng.choice([1, 2, 3, 7, 8, 16, 17]))
         if depthwise:
-            c = m = int(rng.choice([4, 8, 12, 16, 36]))
+            c = m = int(rng.choice(dw_channels))
         group, cg = (c, 1) if depthwise else (1, c)
         n = int(rng.integers(1, 3))
         size = []
@@ -102,12 +103,12 @@ def conv_cases(rng, count, depthwise=False):
     return p
 
 
-def add_cases(rng, count):
+def add_cases(rng, count, name="cm", high=7):
     """Same-shape int8 adds: random scales, and equal power-of-two ones whose output
     multiplier makes (a' + b') / 2 land on halves; clamps."""
-    p = Program("cm_add")
+    p = Program(f"{name}_add")
     for i in range(count):
-        shape = tuple(int(v) for v in rng.integers(1, 7, int(rng.integers(1, 5))))
+        shape = tuple(int(v) for v in rng.integers(1, high, int(rng.integers(1, 5))))
         if i % 3 == 0:
             s_a = s_b = 2.0**-5
             s_y = 2.0 ** -int(rng.integers(3, 5))

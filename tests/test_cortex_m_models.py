@@ -98,8 +98,9 @@ def check(rep, name, variant):
     if name in VARYING:  # so each QEMU run did get its own sample
         outs = [o[0].tobytes() for o in rep.runs.outputs]
         assert len(set(outs)) > 1, "every sample gave the same output: inputs not replaced?"
-    # it is the CMSIS-NN code: NHWC layers and the s8 API calls
-    assert rep.instructions and rep.instructions > rep.macs > 0
+    # real work was counted: no core does more than 16 MACs per instruction (Helium's
+    # VMLADAVA.S8; cortex-m55 runs under one instruction per MAC)
+    assert rep.macs > 0 and rep.instructions > rep.macs / 16
     assert rep.runs.stack_used and rep.runs.stack_used < rep.stack
     assert rep.sram == rep.arena + rep.stack + rep.static_data
     q = rep.quant

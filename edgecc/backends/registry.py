@@ -9,7 +9,7 @@ from typing import Dict
 from .kernels import Backend
 
 BUILTIN = {"generic": "edgecc.backends.generic", "cmsis": "edgecc.backends.cmsis",
-           "cortex_m": "edgecc.backends.cortex_m"}
+           "cortex_m": "edgecc.backends.cortex_m", "helium": "edgecc.backends.helium"}
 _LOADED: Dict[str, Backend] = {}
 
 

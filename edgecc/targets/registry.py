@@ -70,9 +70,9 @@ class Target:
         return None if board is None else board.default_sram
 
 
-def _cortex_m(name: str, what: str) -> Target:
+def _cortex_m(name: str, what: str, backends=("cortex_m", "cmsis", "generic")) -> Target:
     return Target(name, f"{what}: NHWC int8 layers on CMSIS-NN calls, portable C for the rest",
-                  ("cortex_m", "cmsis", "generic"), layout="edgecc.passes.layout_nhwc:to_nhwc",
+                  backends, layout="edgecc.passes.layout_nhwc:to_nhwc",
                   inplace_depthwise=False, board=name, runner="qemu-system-arm")
 
 
@@ -80,7 +80,8 @@ TARGETS: Dict[str, Target] = {t.name: t for t in (
     Target("generic", "portable C99 for any compiler", ("generic",)),
     _cortex_m("cortex-m4", "Arm Cortex-M4 (DSP), QEMU mps2-an386"),
     _cortex_m("cortex-m7", "Arm Cortex-M7 (DSP), QEMU mps2-an500"),
-    _cortex_m("cortex-m55", "Arm Cortex-M55 (Helium), QEMU mps3-an547"),
+    _cortex_m("cortex-m55", "Arm Cortex-M55 (Helium), QEMU mps3-an547",
+              ("helium", "cortex_m", "cmsis", "generic")),
 )}
 
 

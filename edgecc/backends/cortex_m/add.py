@@ -30,12 +30,13 @@ def plan(graph, node) -> Optional[dict]:
                 zb=b.quant.zero_point[0], my=my, ey=-sy, zy=y.quant.zero_point[0])
 
 
-def emit(ctx, node):
+def emit(ctx, node, template="cm_add.c.j2", needs=("cm_dsp.c.j2",)):
+    """The kernel of ``template`` (another backend's add reuses this with its own) or None."""
     found = plan(ctx.graph, node)
     if found is None:
         return None
     y_t = ctx.graph.types[node.outputs[0]]
     act_min, act_max = activation_bounds(node.attrs.activation, y_t)
     a, b, y = (ctx.view(n) for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
-    return Kernel("cm_add.c.j2", dict(a=a, b=b, y=y, p=found, act_min=act_min, act_max=act_max),
-                  [a.name, b.name, y.name], needs=("cm_dsp.c.j2",))
+    return Kernel(template, dict(a=a, b=b, y=y, p=found, act_min=act_min, act_max=act_max),
+                  [a.name, b.name, y.name], needs=needs)

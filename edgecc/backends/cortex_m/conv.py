@@ -41,8 +41,8 @@ SCRATCH_ALIGN = 16
 
 
 def requantization(x_t, w_t, y_t, bias, abs_weight_sums):
-    """(M0, e) per output channel when the layer meets the kernels' exactness conditions
-    (worst |acc| < 2^30, right shifts 1..22), else None."""
+    """(M0, e, r) per output channel when the layer meets the kernels' exactness conditions
+    (worst |acc| < 2^30, right shifts 1..22), r = 2^(e-1) + zy 2^e; else None."""
     zx = x_t.quant.zero_point[0]
     lo, hi = quant_range(np.int8)
     worst = np.abs(bias) + max(abs(lo - zx), abs(hi - zx)) * abs_weight_sums
@@ -50,7 +50,8 @@ def requantization(x_t, w_t, y_t, bias, abs_weight_sums):
     e = -tables["shift"].astype(np.int64)
     if int(worst.max()) >= ACC_LIMIT or int(e.min()) < 1 or int(e.max()) > MAX_SHIFT:
         return None
-    return tables["multiplier"].astype(np.int64), e
+    zy = y_t.quant.zero_point[0]
+    return tables["multiplier"].astype(np.int64), e, (1 << (e - 1)) + (zy << e)
 
 
 RND_WORDS = MAX_SHIFT + 1
@@ -100,6 +101,21 @@ def int8_layer(graph, node, channels_axis: int):
     return x_t, w_t, y_t, weights, bias
 
 
+def group1_layer(graph, node):
+    """(weights as OHWI rows [M, K], bias, zx, (M0, e, r)) of a QConvNHWC with one group that
+    ``int8_layer`` and ``requantization`` accept, else None."""
+    if node.op != "QConvNHWC" or node.attrs.group != 1:
+        return None
+    layer = int8_layer(graph, node, 0)
+    if layer is None:
+        return None
+    x_t, w_t, y_t, weights, bias = layer
+    found = requantization(x_t, w_t, y_t, bias, np.abs(weights).sum(axis=1))
+    if found is None:
+        return None
+    return weights, bias, x_t.quant.zero_point[0], found
+
+
 def plan(graph, node) -> Optional[dict]:
     """The layer's compile-time facts when this kernel computes it, else None."""
     if node.op != "QConvNHWC" or node.attrs.group != 1:
@@ -118,7 +134,7 @@ def matrix_facts(layer) -> Optional[dict]:
     found = requantization(x_t, w_t, y_t, bias, np.abs(weights).sum(axis=1))
     if found is None:
         return None
-    m0, e = found
+    m0, e, _ = found
     k4, m2 = -(-k // 4) * 4, -(-m // 2) * 2
     w = np.zeros((m2, k4), np.int8)
     w[:m, :k] = weights

@@ -47,7 +47,7 @@ def plan(graph, node) -> Optional[dict]:
     found = requantization(x_t, w_t, y_t, bias, np.abs(taps).sum(axis=0))
     if found is None:
         return None
-    m0, e = found
+    m0, e, _ = found
     t = kh * kw
     pairs = t // 2
     _, oh, ow, _ = graph.types[node.outputs[0]].shape

@@ -17,7 +17,8 @@ twice from the same quantized graph:
 
 Each build is linked into the firmware that `edgecc --emit-project` describes (the model, a
 main that runs one inference on a bundled sample input, startup code, semihosting) with
-arm-none-eabi-gcc -O2, and run once under qemu-system-arm. Columns:
+arm-none-eabi-gcc at FIRMWARE_OPT (edgecc/targets/cortex_m.py, -O2: the level of `edgecc
+verify` and of the emitted CMake project too), and run once under qemu-system-arm. Columns:
 
 * MACs: multiply-accumulates of the graph (`edgecc analyze`).
 * flash: .text + .data of the ELF (`arm-none-eabi-size`): code, weights, requantization
@@ -63,8 +64,8 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from edgecc.analyze import analysis  # noqa: E402
 from edgecc.compiler.driver import compile_model  # noqa: E402
 from edgecc.errors import EdgeccError  # noqa: E402
-from edgecc.targets.cortex_m import (BOARDS, DEFAULT_STACK, build_firmware,  # noqa: E402
-                                     get_board, run_qemu)
+from edgecc.targets.cortex_m import (BOARDS, DEFAULT_STACK, FIRMWARE_OPT,  # noqa: E402
+                                     build_firmware, get_board, run_qemu)
 from edgecc.targets.registry import kernel_set_names  # noqa: E402
 
 ZOO = ["resnet8", "dscnn", "mobilenetv1_025", "autoencoder", "mobilenetv2_035"]
@@ -146,8 +147,8 @@ def table(rows, target, kernels="edgecc"):
     intro = (f"int8 (edgecc PTQ) on {board.machine} ({target}, --kernels {kernels}): edgecc's "
              f"Cortex-M kernels unless cmsis-nn, CMSIS-NN calls (edgecc's cmsis_nn/ sources) "
              f"for the rest, vs the generic target's portable int8 kernels on the same "
-             f"board. instructions: executed per inference, QEMU -icount shift=0, 1 SysTick "
-             f"tick = {1000 / board.cpu_mhz:g} instructions. flash = .text + .data; SRAM = "
+             f"board, built at {FIRMWARE_OPT}. instructions: executed per inference, QEMU "
+             f"-icount shift=0, 1 SysTick tick = {1000 / board.cpu_mhz:g} instructions. flash = .text + .data; SRAM = "
              f".data + .bss = arena + {DEFAULT_STACK // 1024} KB stack reservation + output "
              f"buffers + board statics.")
     lines = textwrap.wrap(intro, len(head)) + ["", head, "-" * len(head)]

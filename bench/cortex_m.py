@@ -1,6 +1,7 @@
 """Cortex-M benchmark: int8 models with CMSIS-NN calls on QEMU's Cortex-M boards.
 
-    python bench/cortex_m.py [--models resnet8,dscnn,...] [--target cortex-m7] [--json]
+    python bench/cortex_m.py [--models resnet8,dscnn,...] [--target cortex-m7]
+                             [--kernels edgecc|cmsis-nn] [--json]
 
 Models: the five reference architectures of tests/model_zoo.py (exported from torch with
 seeded random weights into a temporary folder; needs torch) and the bundled digits CNN
@@ -11,12 +12,13 @@ twice from the same quantized graph:
 
 * for --target (default cortex-m7): NHWC layout, edgecc's generated Cortex-M kernels for the
   convolutions they take (edgecc/backends/cortex_m/), CMSIS-NN calls, linked with edgecc's
-  CMSIS-NN-compatible sources;
+  CMSIS-NN-compatible sources (--kernels cmsis-nn: CMSIS-NN calls only);
 * for the `generic` target: edgecc's portable int8 C kernels, on the same board.
 
 Each build is linked into the firmware that `edgecc --emit-project` describes (the model, a
 main that runs one inference on a bundled sample input, startup code, semihosting) with
-arm-none-eabi-gcc -O2, and run once under qemu-system-arm. Columns:
+arm-none-eabi-gcc at FIRMWARE_OPT (edgecc/targets/cortex_m.py, -O2: the level of `edgecc
+verify` and of the emitted CMake project too), and run once under qemu-system-arm. Columns:
 
 * MACs: multiply-accumulates of the graph (`edgecc analyze`).
 * flash: .text + .data of the ELF (`arm-none-eabi-size`): code, weights, requantization
@@ -62,8 +64,9 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from edgecc.analyze import analysis  # noqa: E402
 from edgecc.compiler.driver import compile_model  # noqa: E402
 from edgecc.errors import EdgeccError  # noqa: E402
-from edgecc.targets.cortex_m import (BOARDS, DEFAULT_STACK, build_firmware,  # noqa: E402
-                                     get_board, run_qemu)
+from edgecc.targets.cortex_m import (BOARDS, DEFAULT_STACK, FIRMWARE_OPT,  # noqa: E402
+                                     build_firmware, get_board, run_qemu)
+from edgecc.targets.registry import kernel_set_names  # noqa: E402
 
 ZOO = ["resnet8", "dscnn", "mobilenetv1_025", "autoencoder", "mobilenetv2_035"]
 ALL = ZOO + ["digits"]
@@ -91,9 +94,10 @@ def prepare(name, work):
     return path, calib, samples[:1]
 
 
-def build_and_run(path, calib, sample, compile_target, board, work, timeout):
+def build_and_run(path, calib, sample, compile_target, board, work, timeout,
+                  kernels="edgecc"):
     result = compile_model(path, compile_target, prefix="model", quantize="int8", calib=calib,
-                           sram=board.sram_max)
+                           sram=board.sram_max, kernels=kernels)
     info = analysis(result)["totals"]
     fw = build_firmware(result.files, os.path.join(work, compile_target), board.target,
                         sram=board.sram_max, flash=board.flash_max, input_arrays=[sample])
@@ -104,16 +108,16 @@ def build_and_run(path, calib, sample, compile_target, board, work, timeout):
                 instructions=run.instructions, outputs=run.outputs)
 
 
-def bench_model(name, target, timeout, keep):
+def bench_model(name, target, timeout, keep, kernels="edgecc"):
     board = get_board(target)
-    row = dict(model=name, target=target, board=board.machine)
+    row = dict(model=name, target=target, kernels=kernels, board=board.machine)
     with tempfile.TemporaryDirectory(prefix=f"bench_{name}_") as tmp:
         work = os.path.join(keep, name) if keep else tmp
         os.makedirs(work, exist_ok=True)
         t0 = time.perf_counter()
         try:
             path, calib, sample = prepare(name, work)
-            cm = build_and_run(path, calib, sample, target, board, work, timeout)
+            cm = build_and_run(path, calib, sample, target, board, work, timeout, kernels)
             gen = build_and_run(path, calib, sample, "generic", board, work, timeout)
         except EdgeccError as e:
             row["error"] = str(e).splitlines()[0]
@@ -135,15 +139,16 @@ def bench_model(name, target, timeout, keep):
     return row
 
 
-def table(rows, target):
+def table(rows, target, kernels="edgecc"):
     board = get_board(target)
     head = (f"{'model':<16} {'MACs':>11} {'flash B':>10} {'SRAM B':>10} {'arena B':>9} "
             f"{'instructions':>14} {'instr/MAC':>9} {'generic instr':>14} {'vs generic':>10} "
             f"{'same out':>8}")
-    intro = (f"int8 (edgecc PTQ) on {board.machine} ({target}): CMSIS-NN calls (edgecc's "
-             f"cmsis_nn/ sources) vs the generic target's portable int8 kernels on the same "
-             f"board. instructions: executed per inference, QEMU -icount shift=0, 1 SysTick "
-             f"tick = {1000 / board.cpu_mhz:g} instructions. flash = .text + .data; SRAM = "
+    intro = (f"int8 (edgecc PTQ) on {board.machine} ({target}, --kernels {kernels}): edgecc's "
+             f"Cortex-M kernels unless cmsis-nn, CMSIS-NN calls (edgecc's cmsis_nn/ sources) "
+             f"for the rest, vs the generic target's portable int8 kernels on the same "
+             f"board, built at {FIRMWARE_OPT}. instructions: executed per inference, QEMU "
+             f"-icount shift=0, 1 SysTick tick = {1000 / board.cpu_mhz:g} instructions. flash = .text + .data; SRAM = "
              f".data + .bss = arena + {DEFAULT_STACK // 1024} KB stack reservation + output "
              f"buffers + board statics.")
     lines = textwrap.wrap(intro, len(head)) + ["", head, "-" * len(head)]
@@ -171,6 +176,8 @@ def main(argv=None):
     ap.add_argument("--models", default=",".join(ALL),
                     help=f"comma-separated, from {','.join(ALL)} (default: all)")
     ap.add_argument("--target", default="cortex-m7", choices=sorted(BOARDS))
+    ap.add_argument("--kernels", default="edgecc", choices=kernel_set_names(),
+                    help="the target's kernel set (default edgecc; cmsis-nn: CMSIS-NN calls only)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     ap.add_argument("--timeout", type=float, default=1800,
                     help="seconds per QEMU run (default 1800)")
@@ -184,8 +191,8 @@ def main(argv=None):
     rows = []
     for name in names:
         print(f"bench: {name} on {args.target} ...", file=sys.stderr, flush=True)
-        rows.append(bench_model(name, args.target, args.timeout, args.keep))
-    print(json.dumps(rows, indent=2) if args.json else table(rows, args.target))
+        rows.append(bench_model(name, args.target, args.timeout, args.keep, args.kernels))
+    print(json.dumps(rows, indent=2) if args.json else table(rows, args.target, args.kernels))
     return 0
 
 

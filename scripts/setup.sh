@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what edgecc needs on Debian (as root) into ./.venv.
 #   bash scripts/setup.sh          runtime deps (compile + verify) and the Cortex-M toolchain
-#                                  (arm-none-eabi-gcc, newlib, qemu-system-arm)
-#   bash scripts/setup.sh test     also the test deps (pytest, torch CPU, scikit-learn, cmake),
+#                                  (arm-none-eabi-gcc, newlib, qemu-system-arm; cmake and make
+#                                  for the emitted firmware project, as the README builds it)
+#   bash scripts/setup.sh test     also the test deps (pytest, torch CPU, scikit-learn),
 #                                  at the versions in scripts/constraints-test.txt
 # System packages come from apt-get, only when missing (so non-root runs work when they are
 # already installed).
@@ -31,11 +32,9 @@ if ! command -v arm-none-eabi-gcc >/dev/null 2>&1 \
         || ! command -v qemu-system-arm >/dev/null 2>&1; then
     apt_install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 fi
-if [ "$extra" = "test" ]; then
-    # The emitted firmware project's CMake test (its default generator needs make).
-    if ! command -v cmake >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
-        apt_install cmake make
-    fi
+# The emitted firmware project (--emit-project): CMake, whose default generator needs make.
+if ! command -v cmake >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then
+    apt_install cmake make
 fi
 if [ ! -x .venv/bin/python ]; then
     if ! python3 -m venv .venv >/dev/null 2>&1; then

@@ -1,8 +1,9 @@
 """Targets and backends as data (issue 10, acceptance 2 and 3).
 
-* No module outside edgecc/targets/ compares a target or backend name (in Python: a comparison,
-  membership test, ``startswith`` or subscript with such a string; in templates: an ``{% if %}``
-  on one). The driver, codegen, verify and the CLI ask the target record instead.
+* No module outside edgecc/targets/ compares a target, backend or kernel-set (--kernels) name
+  (in Python: a comparison, membership test, ``startswith`` or subscript with such a string;
+  in templates: an ``{% if %}`` on one). The driver, codegen, verify and the CLI ask the
+  target record instead.
 * A backend's template is reached only as ``<backend>/<name>``: two backends with a template
   of the same name each get their own, and a kernel's template never falls back to another
   backend's folder.
@@ -34,7 +35,8 @@ DIGITS = os.path.join(ROOT, "examples", "digits", "digits_cnn.onnx")
 
 
 def _names():
-    return set(targets.TARGETS) | set(backends.names()) | {"cortex-m", "cortex"}
+    return (set(targets.TARGETS) | set(backends.names()) | set(targets.kernel_set_names())
+            | {"cortex-m", "cortex"})
 
 
 def _is_name(node) -> bool:

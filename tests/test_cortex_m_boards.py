@@ -11,7 +11,8 @@ Cortex-M55).
   including runs long enough to wrap the 24-bit counter.
 * Budgets: an image over --flash / --sram fails with a one-line message; a HardFault reports
   the fault over semihosting and exits nonzero; main's return value is the exit code.
-* The emitted CMake project configures and builds with its toolchain file.
+* The emitted CMake project configures and builds with its toolchain file, and counts the
+  same instructions as build_firmware's firmware (one optimization level, FIRMWARE_OPT).
 """
 import os
 import re
@@ -25,8 +26,8 @@ from onnx_helpers import quantize_ort
 from edgecc.compiler.driver import compile_model
 from edgecc.errors import EdgeccError
 from edgecc.runner import build_host, run_host
-from edgecc.targets.cortex_m import (BOARDS, DEFAULT_STACK, build_firmware, build_program,
-                                     emit_project, run_qemu)
+from edgecc.targets.cortex_m import (BOARDS, DEFAULT_STACK, FIRMWARE_OPT, build_firmware,
+                                     build_program, emit_project, run_qemu)
 
 MISSING = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
 if MISSING:
@@ -207,3 +208,9 @@ def test_cmake_project_builds_and_runs(models, tmp_path):
     for got, ref in zip(run.outputs, want):
         assert same_bytes(got, ref)
     assert run.instructions > 0
+    # the project's Release build and build_firmware (verify, bench) use one optimization
+    # level, FIRMWARE_OPT: the same instructions for the same model and input
+    assert f'set(CMAKE_C_FLAGS_RELEASE "{FIRMWARE_OPT}")' in (src / "CMakeLists.txt").read_text()
+    direct = build_firmware(result.files, str(tmp_path / "direct"), "cortex-m7",
+                            input_arrays=[sample])
+    assert run_qemu(direct.elf, "cortex-m7").instructions == run.instructions

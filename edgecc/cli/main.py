@@ -16,7 +16,8 @@ from typing import List, Optional
 
 from .. import __version__
 from ..errors import EdgeccError
-from ..targets.registry import TARGETS, get_target, with_board
+from ..targets.registry import (DEFAULT_KERNELS, TARGETS, get_target, kernel_set_names,
+                                with_board)
 
 COMMANDS = ("compile", "verify", "analyze")
 
@@ -30,6 +31,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", help="the .onnx file")
     p.add_argument("--target", default="generic", choices=sorted(TARGETS),
                    help="code generation target (default: generic, portable C)")
+    p.add_argument("--kernels", default=DEFAULT_KERNELS, choices=kernel_set_names(),
+                   help=f"the target's kernel set (default: {DEFAULT_KERNELS}, edgecc's own "
+                   "kernels; cmsis-nn: CMSIS-NN API calls only, for Arm's library on Cortex-M)")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                    help="bind a model input's dynamic dims (repeatable)")
     p.add_argument("--name", default="model", help="C symbol prefix and file name (default: model)")
@@ -158,7 +162,8 @@ def cmd_compile(args) -> int:
     from ..compiler.driver import compile_model, write_files
     budget = _budget_kwargs(args)
     result = compile_model(args.model, args.target, _shapes(args), args.name,
-                           skip_passes=args.skip_pass, **_quantize_kwargs(args), **budget)
+                           skip_passes=args.skip_pass, kernels=args.kernels,
+                           **_quantize_kwargs(args), **budget)
     write_files(result.files, args.output)
     if args.emit_project:
         from ..compiler.budget import parse_size
@@ -189,7 +194,7 @@ def cmd_analyze(args) -> int:
         from ..memory_plot import require_matplotlib
         require_matplotlib()
     kwargs = dict(input_shapes=_shapes(args), prefix=args.name, skip_passes=args.skip_pass,
-                  **_quantize_kwargs(args), **_budget_kwargs(args))
+                  kernels=args.kernels, **_quantize_kwargs(args), **_budget_kwargs(args))
     result = compile_model(args.model, args.target, **kwargs)
     info = analysis(result)
     info["patch"] = _patch_info(result.patch)
@@ -219,7 +224,8 @@ def cmd_verify(args) -> int:
     text, ok = verify_report(args.model, args.target, args.inputs, args.per_layer,
                              _shapes(args), args.tol, sanitize=args.sanitize,
                              min_sqnr=args.min_sqnr, prefix=args.name,
-                             skip_passes=args.skip_pass, **_quantize_kwargs(args),
+                             skip_passes=args.skip_pass, kernels=args.kernels,
+                             **_quantize_kwargs(args),
                              **_budget_kwargs(args),
                              flash=parse_size(args.flash, "--flash") if args.flash else None)
     print(text)

@@ -16,7 +16,7 @@ from ..passes.patch_plan import plan_patches
 from ..passes.pipeline import PIPELINE, run_pipeline
 from ..passes.validate import check_arena, validate
 from ..passes.quantize import quantize_graph
-from ..targets.registry import get_target
+from ..targets.registry import DEFAULT_KERNELS, get_target
 from .budget import DEFAULT_STACK, check_sram, sram_needed
 from .calibrate import calibrate, load_calibration, warn
 from .frontend import import_onnx
@@ -39,6 +39,11 @@ class CompileResult:
     const_bytes: Dict[str, int] = None  # weights_bytes, table_bytes (see codegen.generate)
     patch: object = None  # passes.patch_plan.PatchPlan when compile_model patched the graph
     unpatched: Graph = None  # with ``patch``: the graph before patching (see layer_by_layer)
+    kernels: str = DEFAULT_KERNELS  # the target's kernel set (targets/registry.py, --kernels)
+
+    def target_record(self):
+        """The target record with the kernel set this result was compiled with."""
+        return get_target(self.target, self.kernels)
 
 
 def check_name(prefix: str) -> str:
@@ -141,7 +146,8 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
                   calib_percentile: float = 99.99, exclude: Sequence[str] = (),
                   progress: Optional[bool] = None, sram: Optional[int] = None,
                   stack: Optional[int] = None, patch="auto",
-                  patch_overhead: float = PATCH_OVERHEAD) -> CompileResult:
+                  patch_overhead: float = PATCH_OVERHEAD,
+                  kernels: str = DEFAULT_KERNELS) -> CompileResult:
     """ONNX -> C sources. ``quantize="int8"`` with ``calib`` (calibration data, see
     compiler/calibrate.py) quantizes a float model after training (int8 activations per
     tensor, int8 weights per channel); nodes named in ``exclude`` stay float.
@@ -151,8 +157,9 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     layer-by-layer build does not fit ``sram`` (or the board's SRAM), ``True`` whenever it
     lowers the arena, ``False`` never. On Cortex-M targets the tiles run on CMSIS-NN (NHWC)
     like the rest. When the SRAM is too small even so, the one-line error gives the
-    smallest SRAM edgecc can reach."""
-    record = get_target(target)
+    smallest SRAM edgecc can reach. ``kernels``: the target's kernel set (``"edgecc"``, its own
+    chain, or e.g. ``"cmsis-nn"``: CMSIS-NN API calls only; targets/registry.py)."""
+    record = get_target(target, kernels)
     check_name(prefix)
     graph = optimize(path, input_shapes, model=model, skip_passes=skip_passes,
                      quantize=quantize, calib=calib, calib_method=calib_method,
@@ -163,21 +170,21 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     budget_sram = record.default_sram if sram is None else sram
     stack = DEFAULT_STACK if stack is None else stack
     unpatched = graph
-    laid_out, plan = _layout_and_plan(graph, target)
+    laid_out, plan = _layout_and_plan(graph, record)
     fits = budget_sram is None or sram_needed(laid_out, plan, stack) <= budget_sram
     if patch is True or (patch == "auto" and not fits):
         io = sram_needed(laid_out, plan, stack) - plan.arena_bytes
         patch_plan = find_patch_plan(
-            graph, target, lambda a: budget_sram is None or a + io <= budget_sram,
+            graph, record, lambda a: budget_sram is None or a + io <= budget_sram,
             patch_overhead)
         if patch_plan is not None:
-            laid_out, plan = _layout_and_plan(patch_plan.graph, target)
-    files, stats = _emit(laid_out, plan, prefix, target)
+            laid_out, plan = _layout_and_plan(patch_plan.graph, record)
+    files, stats = _emit(laid_out, plan, prefix, record)
     result = CompileResult(laid_out, plan, files, prefix, target, stats, patch_plan,
-                           unpatched if patch_plan is not None else None)
+                           unpatched if patch_plan is not None else None, record.kernels)
     if budget_sram is not None:
         check_sram(result, budget_sram, stack,
-                   reachable=lambda: smallest_reachable(unpatched, target, patch_plan,
+                   reachable=lambda: smallest_reachable(unpatched, record, patch_plan,
                                                         searched=patch_plan is not None))
     return result
 
@@ -186,13 +193,16 @@ def layer_by_layer(result: CompileResult) -> CompileResult:
     """The layer-by-layer build of a patched result's graph (the result itself if unpatched)."""
     if result.patch is None:
         return result
-    graph, plan = _layout_and_plan(result.unpatched, result.target)
-    files, stats = _emit(graph, plan, result.prefix, result.target)
-    return CompileResult(graph, plan, files, result.prefix, result.target, stats)
+    record = result.target_record()
+    graph, plan = _layout_and_plan(result.unpatched, record)
+    files, stats = _emit(graph, plan, result.prefix, record)
+    return CompileResult(graph, plan, files, result.prefix, result.target, stats,
+                         kernels=result.kernels)
 
 
-def _emit(graph: Graph, plan: MemoryPlan, prefix: str, target: str):
-    """(C files, const byte stats) of a laid-out, planned graph; CMSIS-NN sources when called."""
+def _emit(graph: Graph, plan: MemoryPlan, prefix: str, target):
+    """(C files, const byte stats) of a laid-out, planned graph; CMSIS-NN sources when called.
+    ``target``: a name or a record (get_target), as in the functions below."""
     record = get_target(target)
     validate(graph)  # what the passes built, held to the same rules
     check_arena(graph.source, plan.arena_bytes)
@@ -202,7 +212,7 @@ def _emit(graph: Graph, plan: MemoryPlan, prefix: str, target: str):
     return files, stats
 
 
-def find_patch_plan(graph: Graph, target: str, fits=lambda arena: True,
+def find_patch_plan(graph: Graph, target, fits=lambda arena: True,
                     overhead: Optional[float] = PATCH_OVERHEAD):
     """The patch plan (passes/patch_plan.py) with the smallest arena on ``target`` among those
     whose halos add at most ``overhead`` x the model's MACs (None: no cap); when none of those
@@ -224,7 +234,7 @@ def find_patch_plan(graph: Graph, target: str, fits=lambda arena: True,
     return plan
 
 
-def _layout_and_plan(graph: Graph, target: str):
+def _layout_and_plan(graph: Graph, target):
     """The target's layout pass (NHWC for CMSIS-NN) and the memory plan with kernel scratch."""
     record = get_target(target)
     layout = record.layout_pass()
@@ -235,7 +245,7 @@ def _layout_and_plan(graph: Graph, target: str):
     return graph, plan_memory(graph, scratch={i: b for i, b in scratch.items() if b})
 
 
-def smallest_reachable(graph: Graph, target: str, patched=None, searched: bool = False):
+def smallest_reachable(graph: Graph, target, patched=None, searched: bool = False):
     """(arena bytes, PatchPlan or None): the smallest arena edgecc reaches for ``graph`` (before
     patching) on ``target``: layer by layer, or patched. ``searched``: ``patched`` is already
     the result of the search."""

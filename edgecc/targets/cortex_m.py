@@ -53,6 +53,10 @@ COMPILER_WORKAROUNDS = ("-fno-ipa-cp",)
 COMMON_CFLAGS = ("-std=c99", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
                  "-ffunction-sections", "-fdata-sections") + COMPILER_WORKAROUNDS
 LINK_FLAGS = ("-nostartfiles", "--specs=nano.specs", "--specs=nosys.specs", "-Wl,--gc-sections")
+# The one optimization level of every firmware: verify, build_firmware, build_program,
+# bench/cortex_m.py and the emitted CMake project (its Release flags) all build with it, so
+# they report the same executed instructions for the same model.
+FIRMWARE_OPT = "-O2"
 DEFAULT_STACK = 8 * 1024
 KB, MB = 1024, 1024 * 1024
 
@@ -128,7 +132,7 @@ def emit_project(files: Dict[str, str], out_dir: str, target: str = "cortex-m7",
     flash = _budget(flash, board.default_flash, board.flash_max, "flash", board)
     sram = _budget(sram, board.default_sram, board.sram_max, "sram", board)
     return write_project(files, out_dir, board, flash, sram, input_arrays, stack,
-                         qemu_command(board))
+                         qemu_command(board), FIRMWARE_OPT)
 
 
 @dataclass
@@ -173,7 +177,7 @@ def _link(board: Board, out_dir: str, sources: Sequence[str], include_dirs: Sequ
 
 def build_firmware(files: Dict[str, str], out_dir: str, target: str = "cortex-m7",
                    sram: Optional[int] = None, flash: Optional[int] = None,
-                   input_arrays: Sequence[np.ndarray] = (), opt: str = "-O2",
+                   input_arrays: Sequence[np.ndarray] = (), opt: str = FIRMWARE_OPT,
                    stack: int = DEFAULT_STACK, defines: Sequence[str] = ()) -> Firmware:
     """Emits the project and compiles its sources with arm-none-eabi-gcc directly (no CMake).
     ``defines``: extra -D macros (e.g. EDGECC_TRACE: main.c prints every layer output)."""
@@ -188,7 +192,8 @@ def build_firmware(files: Dict[str, str], out_dir: str, target: str = "cortex-m7
 
 
 def build_program(sources: Dict[str, str], out_dir: str, target: str = "cortex-m7",
-                  sram: Optional[int] = None, flash: Optional[int] = None, opt: str = "-O2",
+                  sram: Optional[int] = None, flash: Optional[int] = None,
+                  opt: str = FIRMWARE_OPT,
                   stack: int = DEFAULT_STACK) -> Firmware:
     """Any C program (name -> text, with its own main) linked with the board support."""
     board = get_board(target)

@@ -76,7 +76,9 @@ def copy_board_support(out_dir: str) -> None:
 
 def write_project(files: Dict[str, str], out_dir: str, board, flash: int, sram: int,
                   input_arrays: Sequence[np.ndarray], stack: int,
-                  qemu_command: Sequence[str]) -> Project:
+                  qemu_command: Sequence[str], opt: str) -> Project:
+    """``opt``: the optimization level of the project's Release build (the default build
+    type when it is the top-level project), cortex_m.FIRMWARE_OPT."""
     # The bundled CMSIS-NN-compatible implementation travels as cmsis_nn/*; compile_model
     # adds it for CMSIS-NN targets, else it is taken from runtime_c/ when the model needs it.
     cmsis = {n: t for n, t in files.items() if n.startswith("cmsis_nn/")}
@@ -119,7 +121,7 @@ def write_project(files: Dict[str, str], out_dir: str, board, flash: int, sram: 
     write_text(out_dir, "CMakeLists.txt", env.get_template("CMakeLists.txt.j2").render(
         model_sources=model_sources, cmsis_nn=cmsis_nn, cmsis_nn_sources=cmsis_sources,
         cmsis_nn_includes=cmsis_includes, linker_script=linker_script, cpu_mhz=board.cpu_mhz,
-        qemu_command=qemu_command, **common))
+        qemu_command=qemu_command, opt=opt, **common))
     sources = model_sources + cmsis_sources + ["main.c"] + list(BOARD_SOURCES)
     return Project(out_dir, board, iface, sources, ["."] + cmsis_includes, linker_script,
                    flash, sram, cmsis_nn)

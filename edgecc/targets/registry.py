@@ -8,14 +8,24 @@ run depthwise convolutions in place (a portable-kernel variant), its board (flas
 budgets, firmware toolchain and CPU flags; targets/cortex_m.py), how verify runs its programs
 and the flags its C needs on the host's gcc. ``register``
 adds a target at run time (e.g. a test's toy backend); registering a name twice is an error.
+
+Kernel sets (``--kernels``): the chain above is the default set, ``edgecc`` (edgecc's own
+kernels first); ``kernel_sets`` names other chains the target offers, e.g. ``cmsis-nn`` on the
+Cortex-M targets: the CMSIS-NN API calls only, for users who link Arm's library.
+``get_target(name, kernels)`` is the record with that set's chain (``Target.kernels`` names it).
 """
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..errors import EdgeccError
+
+DEFAULT_KERNELS = "edgecc"  # every target's own chain (Target.backends)
+# --kernels cmsis-nn: every int8 layer CMSIS-NN covers is a CMSIS-NN API call (link Arm's
+# library, or edgecc's cmsis_nn/), portable C for the rest
+CMSIS_NN_ONLY = (("cmsis-nn", ("cmsis", "generic")),)
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,22 @@ class Target:
     # flags its C needs when verify builds it with the host's gcc (e.g. -mavx2 -mfma); a
     # board's own compiler and CPU flags are in its board record (targets/cortex_m.py)
     host_cflags: Tuple[str, ...] = ()
+    # kernel sets other than DEFAULT_KERNELS (``backends``): (name, backend chain) pairs
+    kernel_sets: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
+    kernels: str = DEFAULT_KERNELS      # the kernel set whose chain ``backends`` is
+
+    @property
+    def kernel_set_names(self) -> Tuple[str, ...]:
+        return (DEFAULT_KERNELS,) + tuple(name for name, _ in self.kernel_sets)
+
+    def with_kernels(self, kernels: str) -> "Target":
+        """This target with the chain of kernel set ``kernels`` (one-line error if it has none
+        of that name)."""
+        chains = {**dict(self.kernel_sets), DEFAULT_KERNELS: self.backends}
+        if kernels not in chains:
+            raise EdgeccError(f"--kernels {kernels}: target '{self.name}' has no such kernel "
+                              f"set; it has: {', '.join(self.kernel_set_names)}")
+        return replace(self, backends=tuple(chains[kernels]), kernels=kernels, kernel_sets=())
 
     def backend_chain(self) -> List:
         from ..backends.registry import get_backend
@@ -73,7 +99,8 @@ class Target:
 def _cortex_m(name: str, what: str, backends=("cortex_m", "cmsis", "generic")) -> Target:
     return Target(name, f"{what}: NHWC int8 layers on CMSIS-NN calls, portable C for the rest",
                   backends, layout="edgecc.passes.layout_nhwc:to_nhwc",
-                  inplace_depthwise=False, board=name, runner="qemu-system-arm")
+                  inplace_depthwise=False, board=name, runner="qemu-system-arm",
+                  kernel_sets=CMSIS_NN_ONLY)
 
 
 TARGETS: Dict[str, Target] = {t.name: t for t in (
@@ -85,11 +112,20 @@ TARGETS: Dict[str, Target] = {t.name: t for t in (
 )}
 
 
-def get_target(name: str) -> Target:
-    t = TARGETS.get(name)
+def get_target(name, kernels: Optional[str] = None) -> Target:
+    """The record of target ``name`` (a Target is returned as is), with the chain of kernel set
+    ``kernels`` (None: the record's own)."""
+    t = name if isinstance(name, Target) else TARGETS.get(name)
     if t is None:
         raise EdgeccError(f"unknown --target '{name}'; known: {', '.join(TARGETS)}")
-    return t
+    if kernels is None or kernels == t.kernels:
+        return t
+    return TARGETS.get(t.name, t).with_kernels(kernels)
+
+
+def kernel_set_names() -> List[str]:
+    """Every kernel set some target offers (the choices of --kernels)."""
+    return sorted({k for t in TARGETS.values() for k in t.kernel_set_names})
 
 
 def register(target: Target) -> Target:

@@ -260,7 +260,7 @@ def layer_report(result, regions, refs, samples, workdir: str, tol: float, sanit
     the model's outputs over ``samples``."""
     graph = result.graph
     workers = workers or min(4, os.cpu_count() or 1)
-    jobs = (layer_programs(graph, regions, get_target(result.target), workers)
+    jobs = (layer_programs(graph, regions, result.target_record(), workers)
             if regions else [])
     builds = build_programs([(result.files, graph, result.prefix)] + [j[:3] for j in jobs],
                             workdir, sanitize, workers, target=result.target)

@@ -3,8 +3,9 @@ what the CMSIS-NN function computes, and the portable kernel is used instead.
 
 The generated code links a user-provided `cmsis-nn` library, or edgecc's own implementation
 of exactly these functions (runtime_c/cmsis_nn/). Scratch buffers live in the arena: their
-sizes come from ``scratch_bytes`` at compile time and every call checks, at run time, that
-the library's ``*_get_buffer_size`` fits the reserved bytes.
+sizes come from ``scratch_bytes`` at compile time (the most Arm's library asks for in its DSP,
+Helium or pure-C build, buffer_sizes.py, or edgecc's runtime if more) and every call checks,
+at run time, that the linked library's ``*_get_buffer_size`` fits the reserved bytes.
 """
 from __future__ import annotations
 
@@ -15,12 +16,10 @@ from ...ir.quant import quant_range, quantize_multiplier
 from ...ir.quant_ref import ADD_LEFT_SHIFT, add_multipliers
 from ..generic.int8 import activation_bounds, requant_tables
 from ..kernels import Kernel, kernel
+from . import buffer_sizes as rules
 from .cmsis_reference import softmax_params
 
 HELPERS = ("cmsis_helpers.c.j2",)
-# Scratch the real CMSIS-NN may ask for on DSP cores (its documented buffer-size formulas
-# for the s8 convolutions), so a firmware that links the real library has room for it, or
-# what edgecc's own runtime (runtime_c/cmsis_nn) asks for if that is more.
 SCRATCH_ALIGN = 16
 
 
@@ -36,30 +35,40 @@ def _edgecc_pointwise_bytes(in_channels: int, pixels: int) -> int:
     return 8 * in_channels if pixels >= 4 else 0
 
 
-def scratch_bytes(graph, node) -> int:
-    """Bytes of scratch reserved in the arena for a node (0 for ops without scratch)."""
+def _arm_and_edgecc_bytes(graph, node) -> int:
+    """The larger of what Arm's CMSIS-NN asks for the node's call, in any of its builds (DSP,
+    Helium, pure C: buffer_sizes.py), and what edgecc's own runtime_c/cmsis_nn asks for."""
     if node.op == "QGemm":  # per-channel weights run as a 1x1 convolution (see below)
         w_t = graph.types[node.inputs[1]]
         if w_t.quant is None or len(set(w_t.quant.scale)) == 1:
+            # arm_fully_connected_s8 with ctx.buf = NULL: Arm's MVE build (v6+) wants its
+            # kernel sums (arm_vector_sum_s8) there, so it refuses the call rather than
+            # reading an unfilled buffer
             return 0
-        need = max(2 * w_t.shape[1] * 2,
-                   _edgecc_pointwise_bytes(w_t.shape[1], graph.types[node.inputs[0]].shape[0]))
-        return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
-    if node.op == "QAveragePoolNHWC":  # DSP builds of arm_avgpool_s8: one int32 per channel
-        need = 4 * graph.types[node.inputs[0]].shape[3]
-        return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
+        batches, depth = graph.types[node.inputs[0]].shape[0], w_t.shape[1]
+        return max(rules.convolve_wrapper_s8(depth, (1, 1), (0, 0), (1, 1), (1, 1), (1, 1), 1),
+                   _edgecc_pointwise_bytes(depth, batches))
+    if node.op == "QAveragePoolNHWC":
+        return rules.avgpool_s8(graph.types[node.inputs[0]].shape[3])
     if node.op != "QConvNHWC":
         return 0
     x = graph.types[node.inputs[0]].shape
-    k = node.attrs.kernel
     y = graph.types[node.outputs[0]].shape
-    if node.attrs.group == 1:
-        need = 2 * x[3] * k[0] * k[1] * 2       # im2col of two columns, int16
-        if tuple(k) == (1, 1):
+    a = node.attrs
+    if a.group == 1:
+        need = rules.convolve_wrapper_s8(x[3], a.kernel, a.pads[:2], a.strides, a.dilations,
+                                         x[1:3], y[2])
+        if tuple(a.kernel) == (1, 1):
             need = max(need, _edgecc_pointwise_bytes(x[3], y[0] * y[1] * y[2]))
-    else:
-        need = x[3] * k[0] * k[1] * 2 + 4       # one depthwise patch, int16
-        need = max(need, 4 * y[3])              # edgecc's: one int32 per channel
+        return need
+    need = rules.depthwise_conv_wrapper_s8(x[3], y[3], a.kernel, a.pads[:2], a.dilations)
+    return max(need, 4 * y[3] if y[3] == x[3] else 0)  # edgecc's: one int32 per channel
+
+
+def scratch_bytes(graph, node) -> int:
+    """Bytes of scratch reserved in the arena for a node's CMSIS-NN call (0 for ops without
+    scratch): _arm_and_edgecc_bytes rounded up to SCRATCH_ALIGN."""
+    need = _arm_and_edgecc_bytes(graph, node)
     return (need + SCRATCH_ALIGN - 1) // SCRATCH_ALIGN * SCRATCH_ALIGN
 
 

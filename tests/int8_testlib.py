@@ -5,6 +5,7 @@ with sanitizers and run once; the helpers draw random quantization parameters, i
 fused activations and output scales (powers of two where requantization should land on halves).
 """
 import math
+import re
 
 import numpy as np
 
@@ -149,3 +150,11 @@ def spatial_sizes(rng, high, kernel, strides, dil, pads, ceil=False):
     out_sp = tuple(out_size(size[j], kernel[j], strides[j], dil[j], pads[j], pads[nsp + j], ceil)
                    for j in range(nsp))
     return tuple(size), out_sp
+
+
+def layers_of(code: str, marker: str) -> int:
+    """How many layers the generated functions whose code contains ``marker`` run (layers of
+    one shape share a function: its calls are counted)."""
+    functions = [re.search(r"EDGECC_LAYER void (\w+)\(", block).group(1)
+                 for block in code.split("\n/* node ")[1:] if marker in block]
+    return sum(len(re.findall(rf"\b{f}\(", code)) - 1 for f in functions)

@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 
 import model_zoo
+from int8_testlib import layers_of
 from edgecc.cli.main import main
 from edgecc.compiler.driver import compile_model
 from edgecc.errors import EdgeccError
@@ -158,14 +159,6 @@ def test_other_boards(verified, target, name, variant):
     check(rep, name, variant)
     assert rep.sram <= BOARDS[target].default_sram
     assert rep.flash <= BOARDS[target].default_flash
-
-
-def layers_of(code: str, marker: str) -> int:
-    """How many layers the generated functions whose code contains ``marker`` run (layers of
-    one shape share a function: its calls are counted)."""
-    functions = [re.search(r"EDGECC_LAYER void (\w+)\(", block).group(1)
-                 for block in code.split("\n/* node ")[1:] if marker in block]
-    return sum(len(re.findall(rf"\b{f}\(", code)) - 1 for f in functions)
 
 
 def test_generated_code_calls_edgecc_kernels_and_cmsis_nn(zoo):

@@ -40,7 +40,7 @@ SCRATCH_ALIGN = 16
 
 
 def rq_tables(bias, m0, e, r) -> dict:
-    """q: per block of four channels, 4 biases, 4 multipliers, 4 r (int32); sh: -e (int8);
+    """rq: per block of four channels, 4 biases, 4 multipliers, 4 r (int32); rsh: -e (int8);
     zero-filled to a multiple of 4 channels."""
     m = len(bias)
     m4 = -(-m // 4) * 4
@@ -48,7 +48,8 @@ def rq_tables(bias, m0, e, r) -> dict:
     q[:, :m] = np.stack([bias, m0, r])
     sh = np.zeros(m4, np.int8)
     sh[:m] = -e
-    return dict(q=q.reshape(3, m4 // 4, 4).transpose(1, 0, 2).astype(np.int32).reshape(-1), sh=sh)
+    return dict(rq=q.reshape(3, m4 // 4, 4).transpose(1, 0, 2).astype(np.int32).reshape(-1),
+                rsh=sh)
 
 
 def plan(graph, node) -> Optional[dict]:
@@ -88,14 +89,21 @@ def layer_context(ctx, node) -> dict:
                 PT=a.pads[0], PL=a.pads[1], act_min=act_min, act_max=act_max)
 
 
+def layer_scalars(context, **more) -> dict:
+    """What a Helium layer function shared by same-shape layers takes as arguments after its
+    tables: the clamp bounds, then ``more``."""
+    return dict(lo=context["act_min"], hi=context["act_max"], **more)
+
+
 def emit(ctx, node):
     found = plan(ctx.graph, node)
     if found is None:
         return None
     c = layer_context(ctx, node)
     pointwise = found["pointwise"]
+    scalars = layer_scalars(c, **({} if pointwise else dict(zx=found["zx"],
+                                                             scratch=ctx.scratch(node))))
     return Kernel("hm_conv.c.j2", dict(
-        c, P=c["N"] * c["OH"] * c["OW"], K=found["K"], K16=found["K16"], pointwise=pointwise,
-        zx=found["zx"], scratch=None if pointwise else ctx.scratch(node)),
-        [c["x"].name, c["y"].name], tables=found["tables"],
-        needs=("hm_mve.c.j2",))
+        c, P=c["N"] * c["OH"] * c["OW"], K=found["K"], K16=found["K16"], pointwise=pointwise),
+        [c["x"].name, c["y"].name], tables=found["tables"], needs=("hm_mve.c.j2",),
+        table_args=True, scalars=scalars)

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..cortex_m.conv import int8_layer, requantization
 from ..kernels import Kernel
-from .conv import layer_context, rq_tables
+from .conv import layer_context, layer_scalars, rq_tables
 
 
 def plan(graph, node) -> Optional[dict]:
@@ -62,6 +62,5 @@ def emit(ctx, node):
     c = layer_context(ctx, node)
     c8 = -(-c["C"] // 8) * 8
     return Kernel("hm_depthwise.c.j2", dict(c, C8=c8, C16=c8 // 16 * 16),
-                  [c["x"].name, c["y"].name],
-                  tables=found["tables"],
-                  needs=("hm_mve.c.j2",))
+                  [c["x"].name, c["y"].name], tables=found["tables"], needs=("hm_mve.c.j2",),
+                  table_args=True, scalars=layer_scalars(c))

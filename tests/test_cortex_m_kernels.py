@@ -14,10 +14,12 @@ import shutil
 
 import numpy as np
 import pytest
-from int8_testlib import I8, SEED, WIDE, Program, bounds, fit_scale, near, qp, rand_act, rand_q
+from int8_testlib import (I8, SEED, WIDE, Program, bounds, fit_scale, layers_of, near, qp, rand_act,
+                          rand_q)
 
 from edgecc.backends.codegen import generate
 from edgecc.compiler.driver import _layout_and_plan
+from edgecc.ir import Node
 from edgecc.ir import quant_ref as R
 from edgecc.ir.ops.conv import ConvAttrs
 from edgecc.ir.ops.gemm import GemmAttrs
@@ -25,6 +27,7 @@ from edgecc.ir.ops.int8_arith_ops import QBinaryAttrs
 from edgecc.ir.ops.quantize_linear import QuantizeAttrs
 from edgecc.ir.ops.reduce import ReduceAttrs
 from edgecc.ir.quant import quantize
+from edgecc.passes.memory_plan import plan_memory
 from edgecc.runner import build_host, run_host
 from edgecc.targets.cortex_m import build_firmware, run_qemu
 from edgecc.targets.registry import get_target
@@ -32,10 +35,14 @@ from edgecc.targets.registry import get_target
 HAVE_ARM = shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm")
 
 
-def compile_for(p: Program, target: str):
+def compile_for(p: Program, target: str, inplace: bool = False):
+    """``inplace``: every node the target can run in place does (memory_plan's "always")."""
     p.g.verify()
     graph, plan = _layout_and_plan(p.g, target)
     record = get_target(target)
+    if inplace:
+        plan = plan_memory(graph, "always", {i: record.scratch(graph, n) for i, n in
+                                             enumerate(graph.nodes)}, record.inplace_scratch)
     files = generate(graph, plan, "model", record.backend_chain())
     files.update(record.runtime_files(files))
     return files, graph
@@ -51,8 +58,23 @@ def compare(outs, p: Program):
     return bad
 
 
+def identity_input(p: Program, x, qx):
+    """x as an arena tensor that dies at its reader (so the memory plan may run the reader in
+    place): the graph input through a 1x1 depthwise convolution with weights 1 and equal
+    scales (multiplier exactly 1)."""
+    c = x.shape[1]
+    w = p.const(np.ones((c, 1, 1, 1), I8), qp(np.ones(c), [0] * c, axis=0))
+    name = f"id{len(p.g.nodes)}"
+    p.g.types[name] = p.g.types[p.input(x, qx)]
+    p.g.nodes.append(Node("QConv", (p.g.inputs[-1], w), (name,),
+                          ConvAttrs((1, 1), (1, 1), (0, 0, 0, 0), (1, 1), c, None),
+                          name=f"identity{len(p.g.nodes)}"))
+    return name
+
+
 def conv_cases(rng, count, depthwise=False, channels=(1, 2, 3, 4, 5, 8, 12, 13, 16, 33),
-               dw_channels=(4, 8, 12, 16, 36), name="cm"):
+               dw_channels=(4, 8, 12, 16, 36), name="cm", inplace=False):
+    """``inplace``: each case reads an arena tensor that dies at it (identity_input)."""
     p = Program(f"{name}_depthwise" if depthwise else f"{name}_conv")
     for i in range(count):
         kh, kw = (1, 1) if i % 3 == 0 else (int(rng.integers(1, 6)), int(rng.integers(1, 5)))
@@ -97,7 +119,8 @@ def conv_cases(rng, count, depthwise=False, channels=(1, 2, 3, 4, 5, 8, 12, 13, 
         act = None if tie else rand_act(rng, i % 4, qy)  # a clamp would hide the ties
         attrs = ConvAttrs((kh, kw), strides, pads, dil, group, act)
         want = R.qconv(x, qx, w, qw, b, qy, attrs, out_sp, I8, bounds(act, I8, qy))
-        inputs = [p.input(x, qx), p.const(w, qw)] + ([p.const(b, qb)] if b is not None else [])
+        inputs = [identity_input(p, x, qx) if inplace else p.input(x, qx), p.const(w, qw)]
+        inputs += [p.const(b, qb)] if b is not None else []
         p.node("QConv", inputs, attrs, want, qy,
                f"k={kh}x{kw} s={strides} d={dil} p={pads} c={c} m={m} n={n} act={act}")
     return p
@@ -197,7 +220,8 @@ def quantize_cases(rng, count):
 
 CASES = {"conv": lambda rng: conv_cases(rng, 24), "depthwise": lambda rng: conv_cases(rng, 24, True),
          "add": lambda rng: add_cases(rng, 24), "mean": lambda rng: mean_cases(rng, 12),
-         "quantize": lambda rng: quantize_cases(rng, 8), "fc": lambda rng: fc_cases(rng, 12)}
+         "quantize": lambda rng: quantize_cases(rng, 8), "fc": lambda rng: fc_cases(rng, 12),
+         "depthwise_inplace": lambda rng: conv_cases(rng, 24, True, inplace=True)}
 
 
 @pytest.fixture(scope="module", params=list(CASES))
@@ -205,7 +229,7 @@ def program(request):
     kind = request.param
     rng = np.random.default_rng(SEED + 12 + list(CASES).index(kind))
     p = CASES[kind](rng)
-    files, graph = compile_for(p, "cortex-m7")
+    files, graph = compile_for(p, "cortex-m7", inplace=kind == "depthwise_inplace")
     return kind, p, files, graph
 
 
@@ -213,14 +237,22 @@ def test_cases_are_taken_by_the_generated_kernels(program):
     kind, p, files, _ = program
     marker = {"depthwise": "depthwise convolution,", "conv": "patches sign-extended into the",
               "add": "TFLite's Add with every multiplier", "mean": "pixels per channel,",
-              "quantize": "on the FPU,", "fc": "1x1 convolution,"}[kind]
-    assert files["model.c"].count(marker) == len(p.labels)
+              "quantize": "on the FPU,", "fc": "1x1 convolution,",
+              "depthwise_inplace": "depthwise convolution,"}[kind]
+    code = files["model.c"]
+    count = layers_of(code, marker)
+    # depthwise_inplace: the identities before the cases are generated depthwise layers too
+    assert count == len(p.labels) if kind != "depthwise_inplace" else count > len(p.labels)
     if kind == "depthwise":  # both weight layouts (cortex_m/depthwise.py NARROW_PIXELS)
-        assert "stored as int8 words" in files["model.c"]
-        assert "packed so at compile time, doubled" in files["model.c"]
+        assert "stored as int8 words" in code
+        assert "packed so at compile time, doubled" in code
+    if kind == "depthwise_inplace":  # every batch-1 case in place (cortex_m/depthwise_inplace)
+        single = sum(x.shape[0] == 1 and y.shape[2] * y.shape[3] <= x.shape[2] * x.shape[3]
+                     for x, y in zip(p.feeds, p.expected))
+        assert single >= 8 and layers_of(code, "in place (y is x's buffer") >= single
     for call in ("arm_depthwise_conv_wrapper_s8(", "arm_convolve_wrapper_s8(",
-                 "arm_elementwise_add_s8("):
-        assert call not in files["model.c"]
+                 "arm_elementwise_add_s8("):  # (an identity may run on CMSIS-NN)
+        assert call not in code or kind == "depthwise_inplace"
 
 
 @pytest.mark.parametrize("opt", ["-O1", "-O2", "-O3"])

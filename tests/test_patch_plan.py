@@ -234,7 +234,7 @@ def test_cortex_m7_patched_bit_exact_qemu(small_path, tmp_path):
     tiles = [n for n in got.graph.nodes if is_tile_node(n)]
     assert any(n.op == "QConvNHWC" for n in tiles), [n.op for n in tiles]
     assert any(n.op == "TilePasteNHWC" for n in tiles)
-    assert "arm_convolve_wrapper_s8(" in got.files["model.c"]
+    assert "patches sign-extended into the" in got.files["model.c"]  # generated kernels
     assert got.plan.arena_bytes < ref.plan.arena_bytes
     print(f"\ncortex-m7: {got.patch.describe()}; C arena {ref.plan.arena_bytes:,} B -> "
           f"{got.plan.arena_bytes:,} B")

@@ -66,6 +66,9 @@ class Backend:
     # a template rendered in the run function after the layers when a kernel of this backend
     # ran (e.g. the CMSIS-NN status check)
     epilogue: Optional[str] = None
+    # (graph, node) -> scratch bytes of this backend's in-place variant of the node (its output
+    # written over input 0 when that dies there, MemoryPlan.inplace_nodes), or None
+    inplace: Optional[Callable] = None
 
     @classmethod
     def collect(cls, name: str, template_dir: str, modules, **fields) -> "Backend":

@@ -69,9 +69,10 @@ def _budget_args(p: argparse.ArgumentParser) -> None:
                    "edgecc patches only when the layer-by-layer arena does not fit the SRAM")
     g.add_argument("--no-patch", dest="patch", action="store_const", const=False,
                    help="never patch: layer by layer only")
-    g.add_argument("--patch-overhead", metavar="PCT", type=float, default=25.0,
-                   help="most extra MACs the patches' halos may add, in %% of the model's "
-                   "(default 25); a costlier plan only when none within it fits --sram")
+    g.add_argument("--patch-overhead", metavar="PCT", type=float, default=10.0,
+                   help="most extra instructions the patches may add (halos, tile copies; "
+                   "as the target's cost model estimates them), in %% of the model's "
+                   "(default 10); a costlier plan only when none within it fits --sram")
 
 
 def _budget_kwargs(args) -> dict:
@@ -215,7 +216,8 @@ def _patch_info(p) -> Optional[dict]:
         return None
     return dict(stage_nodes=[p.start, p.end], split_after=p.stage_output, grid=list(p.grid),
                 arena_before=p.arena_before, arena_after=p.arena_after,
-                stage_macs=p.macs_before, extra_macs=p.extra_macs)
+                stage_macs=p.macs_before, extra_macs=p.extra_macs,
+                stages=[dict(nodes=[a, b], grid=list(g)) for a, b, g in p.stages])
 
 
 def cmd_verify(args) -> int:

@@ -9,10 +9,10 @@ from typing import Dict, Optional, Sequence
 from ..backends.codegen import generate
 from ..errors import EdgeccError
 from ..ir import Graph
-from ..ir.ops import op_macs
 from ..passes.fold_qdq import fold_qdq
 from ..passes.memory_plan import MemoryPlan, plan_memory
 from ..passes.patch_plan import plan_patches
+from ..passes.patch_split import plan_two_stages
 from ..passes.pipeline import PIPELINE, run_pipeline
 from ..passes.validate import check_arena, validate
 from ..passes.quantize import quantize_graph
@@ -25,7 +25,8 @@ from .loader import load_static_model
 QUANTIZE_MODES = (None, "int8")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 PATCH_MODES = ("auto", True, False)
-PATCH_OVERHEAD = 0.25  # default cap on the halos' extra MACs, as a fraction of the model's
+PATCH_OVERHEAD = 0.10  # default cap on the tiles' extra instructions (estimated), a fraction of
+                       # the model's
 
 
 
@@ -151,14 +152,16 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     """ONNX -> C sources. ``quantize="int8"`` with ``calib`` (calibration data, see
     compiler/calibrate.py) quantizes a float model after training (int8 activations per
     tensor, int8 weights per channel); nodes named in ``exclude`` stay float.
-    ``patch``: run the first stage tile by tile (passes/patch_plan.py) with the plan of the
-    smallest arena on this target among those whose halos add at most ``patch_overhead`` x
-    the model's MACs (any plan when none of those fits); ``"auto"`` (default) only when the
-    layer-by-layer build does not fit ``sram`` (or the board's SRAM), ``True`` whenever it
-    lowers the arena, ``False`` never. On Cortex-M targets the tiles run on CMSIS-NN (NHWC)
-    like the rest. When the SRAM is too small even so, the one-line error gives the
-    smallest SRAM edgecc can reach. ``kernels``: the target's kernel set (``"edgecc"``, its own
-    chain, or e.g. ``"cmsis-nn"``: CMSIS-NN API calls only; targets/registry.py)."""
+    ``patch``: run the first stage tile by tile (passes/patch_plan.py; or the first two,
+    passes/patch_split.py) with the plan of the smallest arena on this target among those
+    whose tiles add at most ``patch_overhead`` x the model's instructions, as the target's cost
+    model estimates them (targets/costs.py; any plan when none of those fits); ``"auto"``
+    (default) only when the layer-by-layer build does not fit ``sram`` (or the board's SRAM),
+    ``True`` whenever it lowers the arena, ``False`` never. On Cortex-M targets the tiles run
+    NHWC on the target's kernels like the rest. When the SRAM is too small even so, the
+    one-line error gives the smallest SRAM edgecc can reach. ``kernels``: the target's kernel
+    set (``"edgecc"``, its own chain, or e.g. ``"cmsis-nn"``: CMSIS-NN API calls only;
+    targets/registry.py)."""
     record = get_target(target, kernels)
     check_name(prefix)
     graph = optimize(path, input_shapes, model=model, skip_passes=skip_passes,
@@ -214,19 +217,27 @@ def _emit(graph: Graph, plan: MemoryPlan, prefix: str, target):
 
 def find_patch_plan(graph: Graph, target, fits=lambda arena: True,
                     overhead: Optional[float] = PATCH_OVERHEAD):
-    """The patch plan (passes/patch_plan.py) with the smallest arena on ``target`` among those
-    whose halos add at most ``overhead`` x the model's MACs (None: no cap); when none of those
-    is found or ``fits(arena)`` fails, the smallest arena at any cost in MACs (kept if
+    """The patch plan with the smallest arena on ``target`` among those whose tiles execute at
+    most ``overhead`` x the model's instructions more than layer by layer, as the target's cost
+    model estimates them (targets/costs.py): one stage (passes/patch_plan.py) or two
+    (passes/patch_split.py); ties go to the cheaper. When none of those is found or
+    ``fits(arena)`` fails, the one-stage plan of the smallest arena at any cost (kept if
     smaller). None when patching does not lower the arena."""
+    record = get_target(target)
 
     def measure(g: Graph) -> int:
         return _layout_and_plan(g, target)[1].arena_bytes
 
-    limit = None if overhead is None else int(overhead * sum(op_macs(graph, n)
-                                                              for n in graph.nodes))
-    # e.g. CMSIS-NN convolutions (NHWC) have no in-place variant: elementwise ones only
-    inplace = True if get_target(target).inplace_depthwise else "elementwise"
-    plan = plan_patches(graph, measure=measure, max_extra_macs=limit, allow_inplace=inplace)
+    cost = record.costs
+    limit = None if overhead is None else overhead * sum(cost(graph, n) for n in graph.nodes)
+    # the search plans NCHW graphs: the portable in-place depthwise stands in for the
+    # target's own (Cortex-M's NHWC rows); without one, elementwise ops only
+    inplace = True if record.inplace_depthwise else "elementwise"
+    found = plan_patches(graph, measure=measure, allow_inplace=inplace, cost=cost,
+                         max_extra_cost=limit)
+    found = ([found] if found is not None else []) + plan_two_stages(
+        graph, cost, measure=measure, allow_inplace=inplace, max_extra_cost=limit)
+    plan = min(found, key=lambda p: (p.arena_after, p.extra_cost), default=None)
     if limit is not None and (plan is None or not fits(plan.arena_after)):
         anyhow = plan_patches(graph, measure=measure, allow_inplace=inplace)
         if anyhow is not None and (plan is None or anyhow.arena_after < plan.arena_after):
@@ -235,14 +246,16 @@ def find_patch_plan(graph: Graph, target, fits=lambda arena: True,
 
 
 def _layout_and_plan(graph: Graph, target):
-    """The target's layout pass (NHWC for CMSIS-NN) and the memory plan with kernel scratch."""
+    """The target's layout pass (NHWC for CMSIS-NN) and the memory plan with kernel scratch
+    and the in-place variants of the target's kernels."""
     record = get_target(target)
     layout = record.layout_pass()
     if layout is not None:
         graph = layout(graph)
         graph.verify()
     scratch = {i: record.scratch(graph, n) for i, n in enumerate(graph.nodes)}
-    return graph, plan_memory(graph, scratch={i: b for i, b in scratch.items() if b})
+    return graph, plan_memory(graph, scratch={i: b for i, b in scratch.items() if b},
+                              variants=record.inplace_scratch)
 
 
 def smallest_reachable(graph: Graph, target, patched=None, searched: bool = False):

@@ -20,7 +20,9 @@ Buffers. Tensors are grouped into buffers first:
     The output may be smaller than the input (stride 2): the two buffers keep their own size
     and lifetime, so the input's tail is free again right after the node. The proof that the
     variant is exact is in compiler/lowering/conv.py (depthwise_inplace_scratch); the nodes
-    are listed in ``MemoryPlan.inplace_nodes`` and their kernels must run the variant.
+    are listed in ``MemoryPlan.inplace_nodes`` and their kernels must run the variant. A
+    target's kernels may have in-place variants of other ops (``variants``, e.g. Cortex-M's
+    NHWC depthwise, backends/cortex_m/depthwise_inplace.py): the same rule, with their scratch.
 A buffer lives from the node that first writes it to the last node that reads any of its
 tensors; graph outputs until after the last node.
 
@@ -40,12 +42,13 @@ rare case that the unmerged ``buffers`` place better.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from ..ir import Graph
 from ..ir.ops import op_info
 
 ALIGN = 16
+Variants = Callable[[Graph, object], Optional[int]]  # (graph, node) -> in-place scratch or None
 
 
 def _align(n: int) -> int:
@@ -90,10 +93,12 @@ def external_tensors(graph: Graph) -> Dict[str, str]:
     return ext
 
 
-def _build_buffers(graph: Graph, allow_inplace=True
+def _build_buffers(graph: Graph, allow_inplace=True, variants: Optional[Variants] = None
                    ) -> Tuple[List[Buffer], Dict[str, int], Dict[int, int]]:
     """Buffers, tensor -> buffer index, and in-place node index -> its scratch bytes.
-    ``allow_inplace``: True, False, or "elementwise" (no in-place variants of other ops)."""
+    ``allow_inplace``: True, False, or "elementwise" (no in-place variants of other ops).
+    ``variants(graph, node)``: scratch bytes of the target kernel's in-place variant of the
+    node, or None (then the op's own ``OpInfo.inplace_scratch``, if any)."""
     nodes = graph.nodes
     external = external_tensors(graph)
     end_of_graph = len(nodes)
@@ -141,9 +146,10 @@ def _build_buffers(graph: Graph, allow_inplace=True
             if target is not None:
                 join(outs[0], target)
                 continue
-        if (allow_inplace is True and info.inplace_scratch and len(outs) == 1
-                and dies_here(n, src, idx)):
-            need = info.inplace_scratch(graph, n)
+        if allow_inplace in (True, "always") and len(outs) == 1 and dies_here(n, src, idx):
+            need = variants(graph, n) if variants is not None else None
+            if need is None and info.inplace_scratch:
+                need = info.inplace_scratch(graph, n)
             if need is not None:
                 new_buffer(outs[0], idx)
                 buffers[-1].shares = buf_of[src]
@@ -243,11 +249,14 @@ def _add_scratch(buffers: List[Buffer], scratch: Dict[int, int]) -> None:
 
 
 def plan_memory(graph: Graph, allow_inplace=True,
-                scratch: Optional[Dict[int, int]] = None) -> MemoryPlan:
+                scratch: Optional[Dict[int, int]] = None,
+                variants: Optional[Variants] = None) -> MemoryPlan:
     """scratch: node index -> bytes of scratch memory that node's kernel needs.
-    ``allow_inplace``: True, False, or "elementwise" (only elementwise ops in place)."""
+    ``allow_inplace``: True, False, "elementwise" (only elementwise ops in place) or "always"
+    (True, without trying the plan with no in-place merges: tests of in-place kernels).
+    ``variants``: the target kernels' in-place variants (see _build_buffers)."""
     scratch = scratch or {}
-    buffers, buf_of, inplace = _build_buffers(graph, allow_inplace)
+    buffers, buf_of, inplace = _build_buffers(graph, allow_inplace, variants)
     merged_scratch = dict(scratch)
     for idx, need in inplace.items():
         merged_scratch[idx] = max(merged_scratch.get(idx, 0), need)
@@ -255,7 +264,7 @@ def plan_memory(graph: Graph, allow_inplace=True,
     live = live_bytes_per_node(buffers, len(graph.nodes))
     bound = max(live) if graph.nodes else sum(b.size for b in buffers)  # arena buffers only
     candidates = [(buffers, buf_of, inplace)]
-    if allow_inplace:
+    if allow_inplace and allow_inplace != "always":
         # In-place merging changes lifetimes, and greedy placement is a heuristic: on a few
         # graphs the merged buffers place worse than plain greedy-by-size. Keep the better.
         plain = _build_buffers(graph, allow_inplace=False)
@@ -277,17 +286,20 @@ def plan_memory(graph: Graph, allow_inplace=True,
                       external_tensors(graph), set(nodes_inplace))
 
 
-def node_live_bytes(graph: Graph, allow_inplace=True) -> List[int]:
-    """``plan_memory(graph, allow_inplace).live_bytes`` (no target scratch) without placing
-    anything (fast)."""
-    buffers, _, inplace = _build_buffers(graph, allow_inplace)
+def node_live_bytes(graph: Graph, allow_inplace=True,
+                    variants: Optional[Variants] = None) -> List[int]:
+    """``plan_memory(graph, allow_inplace, variants=variants).live_bytes`` (no target
+    scratch) without placing anything (fast)."""
+    buffers, _, inplace = _build_buffers(graph, allow_inplace, variants)
     _add_scratch(buffers, inplace)
     return live_bytes_per_node(buffers, len(graph.nodes))
 
 
-def live_lower_bound(graph: Graph, allow_inplace=True) -> int:
-    """``plan_memory(graph, allow_inplace).lower_bound`` (no target scratch), without placing."""
-    return max(node_live_bytes(graph, allow_inplace)) if graph.nodes else 0
+def live_lower_bound(graph: Graph, allow_inplace=True,
+                     variants: Optional[Variants] = None) -> int:
+    """``plan_memory(graph, allow_inplace, variants=variants).lower_bound`` (no target
+    scratch), without placing."""
+    return max(node_live_bytes(graph, allow_inplace, variants)) if graph.nodes else 0
 
 
 def greedy_by_size_arena(graph: Graph) -> int:

@@ -47,12 +47,19 @@ class PatchPlan:
     extra_macs: int             # MACs the halos add
     graph: Graph                # the patched graph
     model_macs: int = 0         # MACs of the whole graph, layer by layer
+    # two stages or more (patch_split.py): (first node, last node, grid) each, in order;
+    # start..end then spans them all and grid is the first one's
+    stages: Tuple[Tuple[int, int, Tuple[int, int]], ...] = ()
+    extra_cost: float = 0.0     # the halos' extra cost when the search weighed one (driver)
 
     def describe(self) -> str:
         pct = 100.0 * self.extra_macs / max(self.macs_before, 1)
+        grids = ("grid " + " then ".join(f"{g[0]}x{g[1]} (nodes {a}..{b})"
+                                         for a, b, g in self.stages)
+                 if self.stages else f"grid {self.grid[0]}x{self.grid[1]}")
         return (f"patch stage nodes {self.start}..{self.end} (split after "
                 f"'{self.stage_output}'), "
-                f"grid {self.grid[0]}x{self.grid[1]}: arena {self.arena_before:,} B -> "
+                f"{grids}: arena {self.arena_before:,} B -> "
                 f"{self.arena_after:,} B, extra MACs {self.extra_macs:,} "
                 f"(+{pct:.1f}% of the stage, "
                 f"+{100.0 * self.extra_macs / max(self.model_macs, 1):.1f}% of the model)")
@@ -148,8 +155,10 @@ def _tile_conv_attrs(attrs, in_region: Region, out_region: Region):
     return dataclasses.replace(attrs, pads=tuple(pb + pe))
 
 
-def patch_graph(graph: Graph, start: int, end: int, grid: Tuple[int, int]) -> Graph:
-    """The graph with nodes[start..end] run tile by tile on a ``grid`` of the stage output."""
+def patch_graph(graph: Graph, start: int, end: int, grid: Tuple[int, int],
+                label: str = "") -> Graph:
+    """The graph with nodes[start..end] run tile by tile on a ``grid`` of the stage output.
+    ``label``: in the names of the tile copy/paste nodes (one per stage of a graph)."""
     stage = graph.nodes[start:end + 1]
     inside = {n.outputs[0] for n in stage}
     y_name = stage[-1].outputs[0]
@@ -190,7 +199,8 @@ def patch_graph(graph: Graph, start: int, end: int, grid: Tuple[int, int]) -> Gr
                                          tt.quant)
                 nodes.append(Node("TileCopy", (src,), (name,),
                                   TileAttrs((need[0][0] - src_r[0][0], need[1][0] - src_r[1][0])),
-                                  name=f"tilecopy{tag}c{len(crops)}", origin=stage[0].origin))
+                                  name=f"tilecopy{label}{tag}c{len(crops)}",
+                                  origin=stage[0].origin))
                 crops[(t, need)] = name
             return crops[(t, need)]
 
@@ -215,7 +225,7 @@ def patch_graph(graph: Graph, start: int, end: int, grid: Tuple[int, int]) -> Gr
         pasted = y_name if k == len(tiles) - 1 else f"{y_name}#paste{k}"
         types[pasted] = y_t
         nodes.append(Node("TilePaste", (acc, held[y_name][0]), (pasted,),
-                          TileAttrs((tile[0][0], tile[1][0])), name=f"tilepaste{tag}",
+                          TileAttrs((tile[0][0], tile[1][0])), name=f"tilepaste{label}{tag}",
                           origin=stage[-1].origin))
         acc = pasted
     new = Graph(graph.name, graph.nodes[:start] + nodes + graph.nodes[end + 1:],
@@ -263,12 +273,15 @@ def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quant
                  grids: Optional[Sequence[Tuple[int, int]]] = None,
                  measure: Optional[Callable[[Graph], int]] = None,
                  rerank: int = 4, max_extra_macs: Optional[int] = None,
-                 allow_inplace=True) -> Optional[PatchPlan]:
+                 allow_inplace=True, cost: Optional[Callable] = None,
+                 max_extra_cost: Optional[float] = None) -> Optional[PatchPlan]:
     """The stage end and grid (rows x columns, each in ``sizes``; or only ``grids``) with the
     smallest arena, ties broken by fewer extra MACs; None when no patched plan beats layer by
     layer. ``max_extra_macs``: only plans whose halos add at most that many MACs.
     ``allow_inplace``: the search's memory plans (memory_plan.plan_memory's option; e.g.
-    "elementwise" for a target whose convolutions cannot run in place).
+    "elementwise" for a target whose convolutions cannot run in place). ``cost(graph, node)``
+    (e.g. estimated instructions, targets/costs.py) with ``max_extra_cost``: only plans whose
+    tiles cost at most that much more than the stage layer by layer.
 
     The search measures the portable (generic) plan. A candidate whose lower bound (bytes live
     around one node) is already above the ``rerank``-th best arena found is not placed: it
@@ -305,9 +318,15 @@ def plan_patches(graph: Graph, sizes: Sequence[int] = range(1, 9), include_quant
             extra = _stage_macs(patched, patched.nodes[start:start + n_new]) - macs
             if max_extra_macs is not None and extra > max_extra_macs:
                 continue
+            extra_cost = 0.0
+            if cost is not None:
+                extra_cost = (sum(cost(patched, n) for n in patched.nodes[start:start + n_new])
+                              - sum(cost(graph, n) for n in graph.nodes[start:e + 1]))
+                if max_extra_cost is not None and extra_cost > max_extra_cost:
+                    continue
             arena = plan_memory(view, allow_inplace).arena_bytes
             plan = PatchPlan(start, e, grid, graph.nodes[e].outputs[0], before, arena,
-                             macs, extra, patched, model_macs)
+                             macs, extra, patched, model_macs, extra_cost=extra_cost)
             seq += 1
             top = sorted(top + [(arena, extra, seq, plan)], key=lambda t: t[:3])[:rerank]
     if measure is not None and top:

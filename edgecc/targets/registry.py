@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Dict, List, Optional, Tuple
 
 from ..errors import EdgeccError
+from .costs import CORTEX_M, GENERIC, CostModel
 
 DEFAULT_KERNELS = "edgecc"  # every target's own chain (Target.backends)
 # --kernels cmsis-nn: every int8 layer CMSIS-NN covers is a CMSIS-NN API call (link Arm's
@@ -35,6 +36,7 @@ class Target:
     backends: Tuple[str, ...]           # backend chain (backends/registry.py names)
     layout: Optional[str] = None        # "module:function", Graph -> Graph, run before planning
     inplace_depthwise: bool = True      # kernels of this chain have in-place depthwise variants
+    #                                     (the patch search plans with them; targets whose do not: False)
     board: Optional[str] = None         # QEMU board record (targets/cortex_m.py BOARDS key)
     runner: str = "host"                # verify: "host" (gcc) or "qemu-system-arm" (firmware)
     # flags its C needs when verify builds it with the host's gcc (e.g. -mavx2 -mfma); a
@@ -43,6 +45,8 @@ class Target:
     # kernel sets other than DEFAULT_KERNELS (``backends``): (name, backend chain) pairs
     kernel_sets: Tuple[Tuple[str, Tuple[str, ...]], ...] = ()
     kernels: str = DEFAULT_KERNELS      # the kernel set whose chain ``backends`` is
+    # estimated instructions per node (targets/costs.py), what the patch search weighs
+    costs: CostModel = GENERIC
 
     @property
     def kernel_set_names(self) -> Tuple[str, ...]:
@@ -50,12 +54,15 @@ class Target:
 
     def with_kernels(self, kernels: str) -> "Target":
         """This target with the chain of kernel set ``kernels`` (one-line error if it has none
-        of that name)."""
+        of that name). Another set's kernels have no in-place depthwise variants."""
         chains = {**dict(self.kernel_sets), DEFAULT_KERNELS: self.backends}
         if kernels not in chains:
             raise EdgeccError(f"--kernels {kernels}: target '{self.name}' has no such kernel "
                               f"set; it has: {', '.join(self.kernel_set_names)}")
-        return replace(self, backends=tuple(chains[kernels]), kernels=kernels, kernel_sets=())
+        if kernels == DEFAULT_KERNELS:
+            return replace(self, kernels=kernels, kernel_sets=())
+        return replace(self, backends=tuple(chains[kernels]), kernels=kernels, kernel_sets=(),
+                       inplace_depthwise=False)
 
     def backend_chain(self) -> List:
         from ..backends.registry import get_backend
@@ -76,6 +83,18 @@ class Target:
             if need is not None:
                 return need
         return 0
+
+    def inplace_scratch(self, graph, node) -> Optional[int]:
+        """Scratch bytes of the in-place variant of the kernel that runs ``node`` (memory_plan's
+        ``variants``), else None: the chain is asked in order, and a backend that takes the
+        node (its scratch function answers) without an in-place variant ends the search."""
+        for b in self.backend_chain():
+            need = b.inplace(graph, node) if b.inplace else None
+            if need is not None:
+                return need
+            if b.scratch is not None and b.scratch(graph, node) is not None:
+                return None
+        return None
 
     def runtime_files(self, generated: Dict[str, str]) -> Dict[str, str]:
         files: Dict[str, str] = {}
@@ -99,8 +118,8 @@ class Target:
 def _cortex_m(name: str, what: str, backends=("cortex_m", "cmsis", "generic")) -> Target:
     return Target(name, f"{what}: NHWC int8 layers on CMSIS-NN calls, portable C for the rest",
                   backends, layout="edgecc.passes.layout_nhwc:to_nhwc",
-                  inplace_depthwise=False, board=name, runner="qemu-system-arm",
-                  kernel_sets=CMSIS_NN_ONLY)
+                  board=name, runner="qemu-system-arm", kernel_sets=CMSIS_NN_ONLY,
+                  costs=CORTEX_M)
 
 
 TARGETS: Dict[str, Target] = {t.name: t for t in (

@@ -9,7 +9,7 @@ import os
 import sys
 
 from ..kernels import Backend, kernel
-from . import add, conv, depthwise, fc, mean, quantize
+from . import add, conv, depthwise, depthwise_inplace, fc, mean, quantize
 
 KERNELS = (conv, depthwise, fc, add, mean, quantize)  # in the order they are asked
 
@@ -41,4 +41,5 @@ def generated(ctx, node):
 
 BACKEND = Backend.collect("cortex_m", os.path.join(os.path.dirname(__file__), "templates"),
                           [sys.modules[__name__]],
-                          scratch=functools.partial(first_scratch, KERNELS))
+                          scratch=functools.partial(first_scratch, KERNELS),
+                          inplace=depthwise_inplace.inplace_scratch)

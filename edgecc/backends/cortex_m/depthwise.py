@@ -93,6 +93,7 @@ def _int8_words(taps, pairs):
 
 
 def emit(ctx, node):
+    from . import depthwise_inplace
     found = plan(ctx.graph, node)
     if found is None:
         return None
@@ -102,10 +103,13 @@ def emit(ctx, node):
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
     n, h, w, c = x.shape
     _, oh, ow, _ = y.shape
-    return Kernel("cm_depthwise.c.j2", dict(
+    extra = depthwise_inplace.context(ctx, node)  # its in-place variant (that module)
+    if extra["inplace"]:  # the ring of output rows, an argument like the tables
+        scalars["scratch"] = extra.pop("scratch")
+    return Kernel("cm_depthwise.c.j2", dict(**extra,
         x=x, y=y, N=n, H=h, W=w, C=c, OH=oh, OW=ow, KH=a.kernel[0], KW=a.kernel[1],
         SH=a.strides[0], SW=a.strides[1], DH=a.dilations[0], DW=a.dilations[1], PT=a.pads[0],
         PL=a.pads[1], PAIRS=found["pairs"], ODD=found["odd"], NARROW=found["narrow"],
         scalars=scalars, RND=RND_WORDS),
         [x.name, y.name], tables=found["tables"], needs=("cm_dsp.c.j2",), table_args=True,
-        scalars=scalars)
+        scalars=scalars, inplace=extra["inplace"])

@@ -129,7 +129,10 @@ def bench_model(name, targets, quantizer, timeout, keep):
                 runs = {k: build_and_run(path, calib, sample, target, k, work, timeout)
                         for k in KERNELS}
             except EdgeccError as e:
-                rows.append(dict(row, error=str(e).splitlines()[0]))
+                # a pair issue 12 sets no bound for (e.g. MobileNetV2's 2 MB of weights on
+                # the M55 board's 512 KB of flash) is reported, not failed
+                rows.append(dict(row, error=str(e).splitlines()[0],
+                                 required=(name, target) in REFERENCE))
                 continue
             own, api = runs["edgecc"], runs["cmsis-nn"]
             ref = REFERENCE.get((name, target))
@@ -166,7 +169,9 @@ def table(rows, quantizer):
     lines = textwrap.wrap(intro, len(head)) + ["", head, "-" * len(head)]
     for r in rows:
         if "error" in r:
-            lines.append(f"{r['model']:<16} {r['target']:<10} error: {r['error']}")
+            lines.append(f"{r['model']:<16} {r['target']:<10} "
+                         f"{'error' if r['required'] else 'not run (no bound here)'}: "
+                         f"{r['error']}")
             continue
         api, ref = r["cmsis_nn"], r["reference"] or {}
         ok = "-" if r["meets"] is None else ("yes" if r["meets"] else "NO")
@@ -207,7 +212,7 @@ def main(argv=None):
         print(f"bench: {name} on {', '.join(targets)} ...", file=sys.stderr, flush=True)
         rows += bench_model(name, targets, args.quantizer, args.timeout, args.keep)
     print(json.dumps(rows, indent=2) if args.json else table(rows, args.quantizer))
-    failed = [r for r in rows if r.get("meets") is False or "error" in r]
+    failed = [r for r in rows if r.get("meets") is False or r.get("required")]
     return 1 if failed else 0
 
 

@@ -46,22 +46,19 @@ import tempfile
 import textwrap
 import time
 
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from edgecc.analyze import analysis  # noqa: E402
 from edgecc.compiler.driver import compile_model  # noqa: E402
 from edgecc.errors import EdgeccError  # noqa: E402
 from edgecc.targets.cortex_m import BOARDS, build_firmware, get_board, run_qemu  # noqa: E402
+from models import ALL, float_model, ort_qdq  # noqa: E402
 
-ZOO = ["resnet8", "dscnn", "mobilenetv1_025", "autoencoder", "mobilenetv2_035"]
-ALL = ZOO + ["digits"]
 DEFAULT_MODELS = ["dscnn", "resnet8", "mobilenetv1_025", "mobilenetv2_035"]
-DIGITS_DIR = os.path.join(ROOT, "examples", "digits")
-CALIB_SAMPLES = 8
 KERNELS = ("edgecc", "cmsis-nn")
 
 # issue 12's table: (own compat library, Arm's CMSIS-NN, TFLite Micro + CMSIS-NN, required)
@@ -77,31 +74,10 @@ REFERENCE = {
 
 def prepare(name, work, quantizer):
     """(model path, PTQ calibration .npz or None, sample input) for one model."""
-    if name == "digits":
-        float_path = os.path.join(DIGITS_DIR, "digits_cnn.onnx")
-        calib_path = os.path.join(DIGITS_DIR, "calib.npz")
-        with np.load(calib_path) as data:
-            samples = data[data.files[0]][:CALIB_SAMPLES].astype(np.float32)
-        samples = samples.reshape((-1,) + samples.shape[-3:])
-    else:
-        try:
-            import model_zoo
-        except ImportError as e:
-            raise SystemExit(f"bench: {name} is built with torch ({e}); install the test "
-                             "dependencies (bash scripts/setup.sh test) or use --models digits")
-        float_path = model_zoo.build(name, os.path.join(work, f"{name}.onnx"), seed=0)
-        shape = model_zoo.INPUT_SHAPES[name]
-        samples = np.random.default_rng(0).standard_normal(
-            (CALIB_SAMPLES,) + shape[1:]).astype(np.float32)
-        calib_path = os.path.join(work, f"{name}_calib.npz")
-        np.savez(calib_path, input=samples)
+    float_path, calib_path, samples = float_model(name, work)
     if quantizer == "edgecc":
         return float_path, calib_path, samples[:1]
-    import onnx
-    from onnx_helpers import quantize_ort
-    qdq = os.path.join(work, f"{name}_qdq.onnx")
-    quantize_ort(float_path, qdq, onnx.load(float_path).graph.input[0].name, samples)
-    return qdq, None, samples[:1]
+    return ort_qdq(float_path, samples, work, name), None, samples[:1]
 
 
 def build_and_run(path, calib, sample, target, kernels, work, timeout):

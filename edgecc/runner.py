@@ -58,7 +58,10 @@ def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
 
 
 def run_host(build: HostBuild, inputs: Sequence[np.ndarray], timeout: float = 300,
-             tag: str = "run", trace_dir: str = "") -> List[np.ndarray]:
+             tag: str = "run", trace_dir: str = "",
+             launcher: Sequence[str] = ()) -> List[np.ndarray]:
+    """Run the built program on ``inputs``; ``launcher``: a command that runs it (e.g.
+    ``("qemu-x86_64", "-cpu", "Westmere")``), else the program runs as is."""
     g = build.graph
     args = []
     for k, (name, value) in enumerate(zip(g.inputs, inputs)):
@@ -73,7 +76,7 @@ def run_host(build: HostBuild, inputs: Sequence[np.ndarray], timeout: float = 30
     if trace_dir:
         os.makedirs(trace_dir, exist_ok=True)
         env["EDGECC_TRACE_DIR"] = trace_dir
-    proc = subprocess.run([build.exe, *args, *out_paths], capture_output=True, text=True,
+    proc = subprocess.run([*launcher, build.exe, *args, *out_paths], capture_output=True, text=True,
                           timeout=timeout, env=env)
     if proc.returncode != 0:
         raise RuntimeError(f"generated program failed ({proc.returncode}):\n{proc.stderr[-4000:]}")

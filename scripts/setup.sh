@@ -4,7 +4,8 @@
 #                                  (arm-none-eabi-gcc, newlib, qemu-system-arm; cmake and make
 #                                  for the emitted firmware project, as the README builds it)
 #   bash scripts/setup.sh test     also the test deps (pytest, torch CPU, scikit-learn),
-#                                  at the versions in scripts/constraints-test.txt
+#                                  at the versions in scripts/constraints-test.txt, and
+#                                  qemu-user (qemu-x86_64 for the x86-avx2 CPU check)
 # System packages come from apt-get, only when missing (so non-root runs work when they are
 # already installed).
 set -euo pipefail
@@ -31,6 +32,11 @@ if ! command -v arm-none-eabi-gcc >/dev/null 2>&1 \
         || [ ! -f "$(arm-none-eabi-gcc -print-file-name=libc_nano.a)" ] \
         || ! command -v qemu-system-arm >/dev/null 2>&1; then
     apt_install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+fi
+# User-mode QEMU: the tests run x86-avx2 programs on an emulated CPU without AVX2
+# (qemu-x86_64 -cpu Westmere) to check their run function refuses it.
+if [ "$extra" = "test" ] && ! command -v qemu-x86_64 >/dev/null 2>&1; then
+    apt_install qemu-user
 fi
 # The emitted firmware project (--emit-project): CMake, whose default generator needs make.
 if ! command -v cmake >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then

@@ -162,9 +162,10 @@ _FN = "EDGECC_KERNEL_FUNCTION_NAME"  # a kernel's name while its code is compare
 
 
 def generate(graph: Graph, plan: MemoryPlan, prefix: str, backends: Sequence[Backend],
-             stats: Optional[dict] = None) -> Dict[str, str]:
+             stats: Optional[dict] = None, cflags: Sequence[str] = ()) -> Dict[str, str]:
     """C sources by file name; each node's kernel is the first of ``backends`` (a target's
-    chain) that takes it. ``stats``, if given, receives the bytes of const data:
+    chain) that takes it; ``cflags``: the target's compiler flags, which the header states when
+    a backend with a CPU check ran. ``stats``, if given, receives the bytes of const data:
     ``weights_bytes`` (graph constants) and ``table_bytes`` (kernel tables: requantization
     multipliers, lookup tables)."""
     env = make_env(backends=backends)
@@ -282,10 +283,13 @@ def generate(graph: Graph, plan: MemoryPlan, prefix: str, backends: Sequence[Bac
                   source=os.path.basename(graph.source))
     epilogues = [env.get_template(f"{b.name}/{b.epilogue}").render(**common).rstrip("\n")
                  for b in ctx.backends if b in used and b.epilogue]
+    prologues = [env.get_template(f"{b.name}/{b.prologue}").render(**common).rstrip("\n")
+                 for b in ctx.backends if b in used and b.prologue]
+    common.update(cpu_status=bool(prologues), cflags=list(cflags) if prologues else [])
     return {
         f"{prefix}.h": env.get_template("model.h.j2").render(**common),
         f"{prefix}.c": env.get_template("model.c.j2").render(
-            layers=layers, calls=calls, epilogues=epilogues,
+            layers=layers, calls=calls, epilogues=epilogues, prologues=prologues,
             helpers=[env.get_template(h).render().strip() + "\n" for h in helpers], **common),
         f"{prefix}_weights.h": env.get_template("weights.h.j2").render(**common),
         f"{prefix}_weights.c": env.get_template("weights.c.j2").render(**common),

@@ -61,7 +61,8 @@ class Backend:
     kernels: Dict[str, Callable]                  # IR op -> kernel function
     # (graph, node) -> bytes of arena scratch the node's kernel needs on this backend
     scratch: Optional[Callable] = None
-    # the generated files -> the files shipped beside them (e.g. the CMSIS-NN sources)
+    # (the generated files, the Target record) -> the files shipped beside them (e.g. the
+    # CMSIS-NN sources, x86's CMakeLists.txt with the target's flags)
     runtime_files: Optional[Callable] = None
     # a template rendered in the run function after the layers when a kernel of this backend
     # ran (e.g. the CMSIS-NN status check)
@@ -69,6 +70,10 @@ class Backend:
     # (graph, node) -> scratch bytes of this backend's in-place variant of the node (its output
     # written over input 0 when that dies there, MemoryPlan.inplace_nodes), or None
     inplace: Optional[Callable] = None
+    # a template rendered at the start of the run function when a kernel of this backend ran
+    # (e.g. x86's CPU check, which returns <PREFIX>_ERROR_CPU); the header then lists that
+    # status and the target's compiler flags (generate's ``cflags``)
+    prologue: Optional[str] = None
 
     @classmethod
     def collect(cls, name: str, template_dir: str, modules, **fields) -> "Backend":

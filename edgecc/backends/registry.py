@@ -9,7 +9,8 @@ from typing import Dict
 from .kernels import Backend
 
 BUILTIN = {"generic": "edgecc.backends.generic", "cmsis": "edgecc.backends.cmsis",
-           "cortex_m": "edgecc.backends.cortex_m", "helium": "edgecc.backends.helium"}
+           "cortex_m": "edgecc.backends.cortex_m", "helium": "edgecc.backends.helium",
+           "x86": "edgecc.backends.x86"}
 _LOADED: Dict[str, Backend] = {}
 
 

@@ -210,7 +210,8 @@ def _emit(graph: Graph, plan: MemoryPlan, prefix: str, target):
     validate(graph)  # what the passes built, held to the same rules
     check_arena(graph.source, plan.arena_bytes)
     stats: Dict[str, int] = {"weights_bytes": 0, "table_bytes": 0}
-    files = generate(graph, plan, prefix, record.backend_chain(), stats=stats)
+    files = generate(graph, plan, prefix, record.backend_chain(), stats=stats,
+                     cflags=record.host_cflags)
     files.update(record.runtime_files(files))
     return files, stats
 

@@ -10,9 +10,10 @@ tensors becomes MaxPoolNHWC, and QAveragePool with equal input and output quanti
 arm_avgpool_s8 computes) QAveragePoolNHWC; a global one (window = the whole input, no pads)
 on an NHWC tensor becomes QReduceMean over H and W there (the same sum of x - zx and the same
 requantization by s_x / (s_y count): quant_ref.py), so it needs no transpose. Pointwise integer ops whose inputs all have the same shape
-(QLut, QAdd, QMul, QuantizeLinear/DequantizeLinear per tensor) run in whatever layout their
-inputs have, so a chain conv -> add -> conv stays NHWC. Every other op sees NCHW: a Transpose
-is inserted where an NHWC tensor meets it, and graph outputs are returned in NCHW.
+(QLut, QAdd, QMul, QuantizeLinear/DequantizeLinear per tensor, and the pointwise float ops a
+target's rule accepts) run in whatever layout their inputs have, so a chain conv -> add -> conv
+stays NHWC. Every other op sees NCHW: a Transpose is inserted where an NHWC tensor meets it,
+and graph outputs are returned in NCHW.
 
 Patched stages (passes/patch_plan.py): a tile's convolution goes NHWC like any other; its
 per-side pads (pads = begin h, w, end h, w) need nothing new, since CMSIS-NN reads only the
@@ -21,21 +22,31 @@ end pads are. TileCopy and TilePaste become TileCopyNHWC / TilePasteNHWC when th
 already NHWC (so the stage's full input is never transposed whole: its first tiles are cut
 NCHW and transposed tile by tile).
 
+Float layers, only where the target's rule asks for them (backends/x86/layout.py; the
+Cortex-M rule ``convertible`` below never does): a float 2-D Conv (group 1 or depthwise)
+becomes ConvNHWC with its weights permuted the same way (OHWI / 1HWM, no quantization), and a
+float global AveragePool the rule accepts becomes ReduceMean over H and W when its input is
+already NHWC (the mean over the same elements, so again no transpose); otherwise it stays an
+NCHW AveragePool. A residual Add of a float ConvNHWC (one group, no activation) and another
+tensor, and the activation after it, fuse into the ConvNHWC (``_fuse_residuals``).
+
 Math: only memory order changes; the weights are permuted at compile time. A Transpose that
 moves only size-1 axes (e.g. NHWC -> NCHW of an N x 1 x 1 x C tensor) is a Reshape (no copy).
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Dict, List
 
 import numpy as np
 
-from ..ir import DType, Graph, Node, TensorType
+from ..ir import Activation, DType, Graph, Node, TensorType
 from ..ir.ops import IR_OPS
 from ..ir.ops.movement import TransposeAttrs
 from ..ir.ops.reduce import ReduceAttrs
 from ..ir.ops.shape_ops import ReshapeAttrs
 from .fold_qdq_base import per_tensor
+from .fuse_activation import FUSABLE_ACTIVATIONS
 
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
@@ -46,7 +57,9 @@ def _nhwc_shape(shape):
     return tuple(shape[i] for i in TO_NHWC)
 
 
-def _convertible(g: Graph, node: Node) -> bool:
+def convertible(g: Graph, node: Node) -> bool:
+    """The rule above: what goes NHWC on the Cortex-M targets (another target's layout pass
+    can narrow it: backends/x86/layout.py)."""
     if node.op == "QConv":
         x_t, w_t = g.types[node.inputs[0]], g.types[node.inputs[1]]
         if x_t.rank != 4 or not per_tensor(x_t.quant):
@@ -67,8 +80,8 @@ def _convertible(g: Graph, node: Node) -> bool:
 
 
 def _global_average(g: Graph, node: Node) -> bool:
-    """A QAveragePool over the whole of a 4-D input (one count: no pads)."""
-    if node.op != "QAveragePool" or g.types[node.inputs[0]].rank != 4:
+    """A QAveragePool or AveragePool over the whole of a 4-D input (one count: no pads)."""
+    if node.op not in ("QAveragePool", "AveragePool") or g.types[node.inputs[0]].rank != 4:
         return False
     a, x_t = node.attrs, g.types[node.inputs[0]]
     return (tuple(a.kernel) == tuple(x_t.shape[2:]) and not any(a.pads)
@@ -93,13 +106,13 @@ def _permute_weights(g: Graph, node: Node) -> str:
     depthwise = node.attrs.group != 1
     wt = np.ascontiguousarray(w.transpose(1, 2, 3, 0) if depthwise else w.transpose(0, 2, 3, 1))
     name = g.add_constant(g.fresh_name(f"{w_name}_{'1hwm' if depthwise else 'ohwi'}"), wt)
-    q = g.types[w_name].quant
-    g.types[name] = TensorType(g.types[w_name].dtype, wt.shape,
+    q = g.types[w_name].quant  # None for float weights
+    g.types[name] = TensorType(g.types[w_name].dtype, wt.shape, q if q is None else
                                type(q)(q.scale, q.zero_point, 3 if depthwise else 0, q.bits))
     return name
 
 
-def to_nhwc(graph: Graph) -> Graph:
+def to_nhwc(graph: Graph, convertible=convertible) -> Graph:
     g = graph.copy()
     nhwc: Dict[str, str] = {}   # NCHW tensor name -> its NHWC twin, where one exists
     nchw: Dict[str, str] = {}   # NHWC-only tensor name -> its NCHW twin, once made
@@ -138,23 +151,29 @@ def to_nhwc(graph: Graph) -> Graph:
         renamed[y] = y_nhwc
 
     for node in g.nodes:
-        convertible = _convertible(g, node)  # judged on the NCHW types
+        converts = convertible(g, node)  # judged on the NCHW types
         global_average = _global_average(g, node)
+        if node.op == "AveragePool":  # float: only ever a mean over an NHWC input's H, W
+            converts, global_average = False, converts and global_average
+        # a pointwise op the rule accepts (float ones on x86) follows its inputs' layout
+        follows = node.op in AGNOSTIC or (converts and IR_OPS[node.op].elementwise)
+        converts = converts and not follows
         node = node.replace(inputs=tuple(renamed.get(i, i) for i in node.inputs))
         runtime = [i for i in node.inputs if i and not g.is_constant(i)]
         if node.op in ("TileCopy", "TilePaste") and all(i in produced_nhwc for i in runtime):
             emit_nhwc(node, op=node.op + "NHWC")
-        elif convertible:
+        elif converts:
             rest = list(node.inputs[1:])
-            if node.op == "QConv":  # one permuted copy per weight (a patched layer's tiles)
+            if node.op in ("QConv", "Conv"):  # one permuted copy per weight (a patched tile's)
                 key = (rest[0], node.attrs.group != 1)
                 if key not in permuted:
                     permuted[key] = _permute_weights(g, node)
                 rest[0] = permuted[key]
             emit_nhwc(node, op=node.op + "NHWC", inputs=(as_nhwc(node.inputs[0], node), *rest))
         elif global_average and node.inputs[0] in produced_nhwc:
-            emit_nhwc(node, op="QReduceMean", attrs=ReduceAttrs((1, 2), True))
-        elif (node.op in AGNOSTIC and runtime
+            emit_nhwc(node, op="QReduceMean" if node.op == "QAveragePool" else "ReduceMean",
+                      attrs=ReduceAttrs((1, 2), True))
+        elif (follows and runtime
                 and all(i in produced_nhwc for i in runtime)
                 and len({g.types[i].shape for i in runtime}) == 1
                 and all(per_tensor(g.types[i].quant) or g.types[i].quant is None
@@ -172,5 +191,46 @@ def to_nhwc(graph: Graph) -> Graph:
             t = _transpose(g, src, TO_NCHW, Node("Transpose", (), (), name=o))
             out.append(t.replace(outputs=(o,)))
     g.nodes = out
+    _fuse_residuals(g)
     g.remove_unused()
     return g
+
+
+def _fuse_residuals(g: Graph) -> None:
+    """y = Add(ConvNHWC(x, w, b), r), then optionally y' = act(y)  ->  ConvNHWC(x, w, b, r)
+    with ``act`` as its activation (applied after the add): a residual connection added in
+    the convolution's epilogue. Only float32 ConvNHWC with one group, no activation of its own,
+    and an output read by the Add alone (and not a graph output); r a runtime tensor of the
+    output's shape (NHWC: the Add followed its NHWC inputs, else a Transpose reads the conv).
+    Float ConvNHWC exists only where a target's rule asked for it (x86-avx2), whose kernel
+    computes this form (backends/x86/float_conv.py). The fused node takes the Add's place
+    (after r's producer); the activation is fused under fuse_activation.py's conditions."""
+    def produced_by():
+        return {o: n for n in g.nodes for o in n.outputs if o}
+
+    fused_ids = set()
+    for add in [n for n in g.nodes if n.op == "Add" and len(n.inputs) == 2]:
+        prod = produced_by()
+        for k in (0, 1):
+            conv, r = prod.get(add.inputs[k]), add.inputs[1 - k]
+            if (conv is None or conv.op != "ConvNHWC" or conv.attrs.group != 1
+                    or conv.attrs.activation is not None or len(conv.inputs) > 3
+                    or g.types[conv.outputs[0]].dtype != DType.FLOAT32
+                    or g.use_count(conv.outputs[0]) != 1 or conv.outputs[0] in g.outputs
+                    or r == conv.outputs[0] or g.is_constant(r)
+                    or g.types[r].dtype != DType.FLOAT32
+                    or g.types[r].shape != g.types[conv.outputs[0]].shape):
+                continue
+            inputs = (tuple(conv.inputs) + ("",))[:3] + (r,)
+            fused = conv.replace(inputs=inputs, outputs=add.outputs)
+            g.nodes = [fused if n is add else n for n in g.nodes if n is not conv]
+            fused_ids.add(id(fused))
+            break
+    for act in [n for n in g.nodes if n.op in FUSABLE_ACTIVATIONS]:
+        conv = produced_by().get(act.inputs[0])
+        if (conv is None or id(conv) not in fused_ids or conv.attrs.activation is not None
+                or g.use_count(conv.outputs[0]) != 1 or conv.outputs[0] in g.outputs):
+            continue
+        fused = conv.replace(outputs=act.outputs, attrs=dataclasses.replace(
+            conv.attrs, activation=Activation(act.op, act.attrs.alpha, act.attrs.beta)))
+        g.nodes = [fused if n is conv else n for n in g.nodes if n is not act]

@@ -100,7 +100,7 @@ class Target:
         files: Dict[str, str] = {}
         for b in self.backend_chain():
             if b.runtime_files:
-                files.update(b.runtime_files(generated))
+                files.update(b.runtime_files(generated, self))
         return files
 
     def get_board(self):
@@ -128,6 +128,12 @@ TARGETS: Dict[str, Target] = {t.name: t for t in (
     _cortex_m("cortex-m7", "Arm Cortex-M7 (DSP), QEMU mps2-an500"),
     _cortex_m("cortex-m55", "Arm Cortex-M55 (Helium), QEMU mps3-an547",
               ("helium", "cortex_m", "cmsis", "generic")),
+    # x86-64 with AVX2 and FMA (Haswell, Zen and later): the x86 backend's kernels (NHWC where
+    # they take a convolution), portable C for the rest; the C states and checks its flags
+    Target("x86-avx2", "x86-64 with AVX2 and FMA (gcc -mavx2 -mfma): AVX2 float and int8 "
+           "kernels, portable C for the rest", ("x86", "generic"),
+           layout="edgecc.backends.x86.layout:to_nhwc", inplace_depthwise=False,
+           host_cflags=("-mavx2", "-mfma")),
 )}
 
 

@@ -12,7 +12,7 @@ RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__)
                        "cmsis_nn")
 
 
-def runtime_files(generated: Dict[str, str]) -> Dict[str, str]:
+def runtime_files(generated: Dict[str, str], target=None) -> Dict[str, str]:
     """edgecc's CMSIS-NN-compatible sources, shipped next to the model as cmsis_nn/ when the
     generated code calls CMSIS-NN."""
     if not any("arm_nnfunctions.h" in text for text in generated.values()):

@@ -114,3 +114,18 @@ ir_op("Conv", macs=_conv_macs, inplace_scratch=depthwise_inplace_scratch,
 
 
 ir_op("ConvTranspose", macs=_convt_macs)
+
+
+def _nhwc_conv_macs(graph: Graph, node: Node) -> int:
+    """output elements x kh x kw x input channels per group (NHWC, weights OHWI or 1HWM)."""
+    y = graph.types[node.outputs[0]].shape
+    c_in = graph.types[node.inputs[0]].shape[3]
+    kh, kw = node.attrs.kernel
+    return int(np.prod(y)) * kh * kw * (c_in // node.attrs.group)
+
+
+# A float 2-D Conv in NHWC (input [N, H, W, C], output [N, OH, OW, M]; weights OHWI with one
+# group, [1, kh, kw, C] depthwise; ConvAttrs as Conv's): created by passes/layout_nhwc.py for
+# the nodes an x86-avx2 kernel takes (backends/x86/float_conv.py). An optional fourth input
+# r (the output's shape; the bias may then be "") is a residual: y = act(conv(x) + b + r).
+ir_op("ConvNHWC", macs=_nhwc_conv_macs)

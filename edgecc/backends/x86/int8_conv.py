@@ -1,0 +1,233 @@
+"""int8 convolutions with one group (pointwise 1x1 and any kh x kw, stride, dilation, padding)
+on AVX2, generated per layer (QConvNHWC, weights OHWI), and the requantization every x86 int8
+kernel shares (templates/x86_qhelpers.c.j2).
+
+Before:  y[p][m] = clamp(zy + RQ(b[m] + sum_k (x_k(p) - zx) w[m][k], M0[m], shift[m]))
+         (generic/qconv.c.j2 in NCHW; k runs over the kh x kw x C patch of output pixel p)
+After:   per chunk of output pixels (16 KiB of patches, at least PB = 4 pixels), their patches
+         x_k(p) (the input zero point zx on padding taps) sign-extended to int16 on the stack
+         (a 1x1 stride-1 layer with even C: the chunk's input rows as they are); then per
+         block of 16 output channels (its weights stay in L1) and PB pixels of the chunk
+         acc[p][m] = b'[m] + sum_j vpmaddwd(x_2j x_2j+1 (p), w[m][2j] w[m][2j+1])
+         with b'[m] = b[m] - zx sum_k w[m][k] (folded at compile time; a padding tap adds
+         (zx - zx) w = 0 as in the portable kernel), weights packed at compile time in the
+         order the loop reads them; then RQ, zy and the clamp on 8 lanes at a time.
+
+Exactness of the products.  vpmaddubsw (u8 x s8) sums each pair of products into a SATURATED
+int16: with u8 inputs x + 128 in 0..255, a pair of weights whose positive parts add up to more
+than 128 or whose negative parts add up to less than -128 can leave int16 (e.g. -128, -128
+against 255, 255: -65280), and per-channel quantized weights (max |w| = 127 in every channel)
+have many such pairs: in the four reference CNNs (tests/model_zoo.py, onnxruntime's QDQ) 25 %
+of the weight pairs of every convolution can saturate, and every block of 16 channels x 4 k
+holds at least one, so a fast path for safe groups plus an exact correction for the others
+would run the correction everywhere. These kernels multiply int16 values instead (vpmaddwd):
+every product has |x w| <= 128 * 128 = 2^14 and a pair sum at most 2^15 in magnitude, far
+inside vpmaddwd's int32 result (it can only wrap on (-2^15)(-2^15) twice), so every product and
+pair sum is exact for every input, with no per-layer condition and no u8 offset or correction.
+The price, measured on this machine (AMD EPYC Zen 1, no VNNI) with this loop: 16 channels x 4
+pixels reach about 75 GMAC/s with vpmaddwd against about 100 with vpmaddubsw + vpmaddwd(ones)
+(the inexact form onnxruntime's MLAS uses): the loop is bound by 256-bit vector uops, 8 per 32
+MACs here (2 x vpmaddwd + vpaddd) against 6 (vpmaddubsw + vpmaddwd + vpaddd); the exact
+variants of the u8 form (weights split in halves, inputs split in nibbles, a residual pass)
+all need more than 8.
+Accumulation: vpaddd adds modulo 2^32 (no C overflow: intrinsics), and validation
+(ir/ops check_accumulator) bounds the exact acc by |b| + max|x - zx| sum|w| < 2^31 for every
+input, so the final sum modulo 2^32 is the exact acc (|b'| < 2^31 by the same bound).
+
+Requantization (x86_qhelpers.c.j2), equal to int8_helpers' edgecc_requantize:
+* left shift l >= 0 saturated: (a << l) >> l == a exactly when a 2^l fits int32, otherwise the
+  result is INT32_MAX or INT32_MIN by a's sign;
+* SRDHM(a, M0) = trunc((a M0 + nudge) / 2^31) with nudge = 2^30 (a M0 >= 0) or 1 - 2^30 equals
+  floor((a M0 + 2^30) / 2^31) for every a: for a M0 >= 0 both are the floor; for a M0 < 0 the
+  numerator n = a M0 + 1 - 2^30 is negative and trunc(n / d) = ceil(n / d) =
+  floor((n + d - 1) / d) = floor((a M0 + 2^30) / 2^31), d = 2^31. The 64-bit products come from
+  vpmuldq (even lanes; odd lanes shifted down), the sum's bits 31..62 are the result, which
+  fits int32 since 0 <= M0 < 2^31 (no a = M0 = -2^31 case);
+* RDBP(h, e) = (h >> e) + [(h & (2^e - 1)) > ((2^e - 1) >> 1) + (h < 0)] with per-lane e
+  (vpsravd) and the masks precomputed: the helper's formula, lane by lane;
+* clamp(h + zy, act_min, act_max) = clamp(h, act_min - zy, act_max - zy) + zy (no overflow).
+Short form (mode 2), used when every channel's worst |acc| (|b| + max|x - zx| sum|w|, over all
+int8 inputs) is below 2^30 and its shift is a right shift e in 1..22 (no left shift):
+  RDBP(h, e) + zy = (h + 2^(e-1) + zy 2^e - [h < 0]) >> e   (arithmetic shift, i.e. floor)
+since for h >= 0 RDBP rounds up exactly when h mod 2^e >= 2^(e-1), i.e. floor((h + 2^(e-1)) /
+2^e), for h < 0 exactly when h mod 2^e >= 2^(e-1) + 1, i.e. floor((h + 2^(e-1) - 1) / 2^e),
+and floor((X + zy 2^e) / 2^e) = floor(X / 2^e) + zy. No lane overflows: |h| <= |acc| + 1 <
+2^30 + 1 and |2^(e-1) + zy 2^e| <= 2^21 + 2^29; the clamp to [act_min, act_max] follows.
+
+Preconditions (``layer``): int8 input, output and constant weights (zero point 0), constant
+bias or none, per-tensor input quantization, |shift| <= 31, and K = kh kw C <= 4096 (the patches
+of PB pixels as int16 on the stack: at most 32 KiB). The layout pass (``accepts``) converts
+exactly these.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ...passes import layout_nhwc
+from ..generic.int8 import activation_bounds, requant_tables
+from ..kernels import Kernel, kernel
+from .layout import accepts
+
+COMMON = ("x86_common.c.j2", "x86_qhelpers.c.j2")
+PB = 4          # output pixels per block
+MAX_K = 4096    # patch length (int16 on the stack: at least PB * 2 * MAX_K bytes)
+CHUNK_BYTES = 16384  # patches gathered at once (stack): then each weight block over them all
+FIELDS = 6      # per vector of 8 lanes: bias, M0, left, right, mask (or r), half
+ACC_LIMIT = 1 << 30  # the short requantization's bounds (edgecc_x86_rq mode 2)
+MAX_SHIFT = 22
+LANES16 = (0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15)  # vpunpck / vpackssdw order
+
+
+def int8_weights(graph, node, m: int):
+    """(x, w, y types, weights int64 [m, -1] as stored, bias int64 [m]) of a QConv(NHWC) or
+    QGemm with int8 input and output, per-tensor input quantization, constant int8 weights
+    with zero point 0 and a constant bias or none; else None."""
+    x_t, w_t, y_t = (graph.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    b = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+    if (any(t.dtype.name != "INT8" for t in (x_t, w_t, y_t)) or x_t.quant is None
+            or len(x_t.quant.scale) != 1 or y_t.quant is None or len(y_t.quant.scale) != 1
+            or node.inputs[1] not in graph.constants
+            or (b is not None and b not in graph.constants)
+            or w_t.quant is None or any(w_t.quant.zero_point)):
+        return None
+    w = graph.constants[node.inputs[1]].astype(np.int64)
+    bias = (graph.constants[b].astype(np.int64).reshape(m) if b is not None
+            else np.zeros(m, np.int64))
+    return x_t, w_t, y_t, w, bias
+
+
+def requant_records(x_t, w_t, y_t, folded, lanes, worst=None):
+    """(table, mode): the kernels' per-channel records, per vector of 8 lanes (``lanes``: the
+    channel of each lane, -1 for padding) the fields bias (``folded``), M0, left, right, mask,
+    half as int32 [vectors * 6 * 8], and the requantization's form (x86_qhelpers' edgecc_x86_rq):
+    2, the short form, when every channel's worst |acc| (``worst``) is below 2^30, its shift a
+    right shift e of 1..22, and the mask field then holds r = 2^(e-1) + zy 2^e; else 1 with a
+    left shift somewhere, 0 without. None when a shift or bias is outside the kernels' range."""
+    m = len(folded)
+    tables = requant_tables(x_t, w_t, y_t, m)
+    m0 = tables["multiplier"].astype(np.int64)
+    shift = tables["shift"].astype(np.int64)
+    if (np.abs(shift).max(initial=0) > 31 or m0.min(initial=0) < 0
+            or np.abs(folded).max(initial=0) >= 2**31):
+        return None
+    left, right = np.maximum(shift, 0), np.maximum(-shift, 0)
+    mask = (np.int64(1) << right) - 1
+    short = (worst is not None and int(np.max(worst, initial=0)) < ACC_LIMIT
+             and int(right.min(initial=1)) >= 1 and int(right.max(initial=1)) <= MAX_SHIFT)
+    if short:
+        zy = int(y_t.quant.zero_point[0])
+        mask = (np.int64(1) << np.maximum(right - 1, 0)) + (np.int64(zy) << right)
+    per = np.stack([folded, m0, left, right, mask, mask >> 1])  # [6, m]
+    lanes = np.asarray(lanes, np.int64).reshape(-1, 8)
+    out = np.zeros((len(lanes), FIELDS, 8), np.int64)
+    out[:, 3, :] = 1 if short else 0  # padding lanes: any valid shift
+    valid = lanes >= 0
+    for f in range(FIELDS):
+        out[:, f, :][valid] = per[f][lanes[valid]]
+    mode = 2 if short else (1 if int(left.max(initial=0)) > 0 else 0)
+    return out.reshape(-1).astype(np.int32), mode
+
+
+def worst_acc(x_t, bias, abs_weight_sums):
+    """The largest |acc| = |b + sum (x - zx) w| any int8 input can give, per channel."""
+    zx = int(x_t.quant.zero_point[0])
+    return np.abs(bias) + max(127 - zx, zx + 128) * abs_weight_sums
+
+
+def epilogue(node, y_t, mode: int) -> dict:
+    """Template values of the requantization's end: mode, zero point and clamp bounds (as
+    edgecc_x86_rq takes them: offset by -zy except in the short form)."""
+    act_min, act_max = activation_bounds(node.attrs.activation, y_t)
+    zy = int(y_t.quant.zero_point[0])
+    off = 0 if mode == 2 else zy
+    return dict(mode=mode, zy=zy, lo=act_min - off, hi=act_max - off)
+
+
+def channel_lanes(m: int):
+    """(lanes of the 16-channel blocks then of a last 8-channel block, blocks of 16, tail 8):
+    channels padded to 16 (or to 16k + 8 when m % 16 is 1..8), -1 beyond m."""
+    nb16 = m // 16 + (1 if m % 16 > 8 else 0)
+    tail8 = 0 < m % 16 <= 8
+    lanes = [16 * j + l for j in range(nb16) for l in LANES16]
+    lanes += [16 * nb16 + l for l in range(8)] if tail8 else []
+    return [c if c < m else -1 for c in lanes], nb16, tail8
+
+
+def pack_pairs(weights: np.ndarray, lanes) -> np.ndarray:
+    """int16 [blocks][K2][lanes of the block][2]: weights [m, K] (K padded to even with 0) in
+    the loop's read order, block by block (16 lanes, then 8)."""
+    m, k = weights.shape
+    k2 = (k + 1) // 2
+    wp = np.zeros((m + 1, 2 * k2), np.int64)  # row m: the zero row of padding lanes
+    wp[:m, :k] = weights
+    pairs = wp.reshape(m + 1, k2, 2)
+    lanes = [c if c >= 0 else m for c in lanes]
+    out = []
+    for start in range(0, len(lanes), 16):
+        block = lanes[start:start + 16]
+        out.append(pairs[block].transpose(1, 0, 2).reshape(-1))  # [K2][lanes][2]
+    return np.concatenate(out).astype(np.int16)
+
+
+def layer(graph, node):
+    """(types, OHWI weights [M, K], bias) of a one-group QConv/QConvNHWC the kernel takes."""
+    if node.op not in ("QConv", "QConvNHWC") or node.attrs.group != 1:
+        return None
+    w_t = graph.types[node.inputs[1]]
+    if w_t.rank != 4 or graph.types[node.inputs[0]].rank != 4:
+        return None
+    m = w_t.shape[0]
+    found = int8_weights(graph, node, m)
+    if found is None:
+        return None
+    x_t, w_t, y_t, w, bias = found
+    if node.op == "QConv":
+        w = w.transpose(0, 2, 3, 1)
+    weights = w.reshape(m, -1)
+    if weights.shape[1] > MAX_K:
+        return None
+    folded = bias - int(x_t.quant.zero_point[0]) * weights.sum(axis=1)
+    lanes, nb16, tail8 = channel_lanes(m)
+    found = requant_records(x_t, w_t, y_t, folded, lanes,
+                            worst_acc(x_t, bias, np.abs(weights).sum(axis=1)))
+    if found is None:
+        return None
+    return dict(types=(x_t, w_t, y_t), weights=weights, rq=found[0], mode=found[1], lanes=lanes,
+                NB16=nb16,
+                TAIL8=tail8)
+
+
+@accepts("QConv")
+def takes(graph, node) -> bool:
+    return layout_nhwc.convertible(graph, node) and layer(graph, node) is not None
+
+
+@kernel("QConvNHWC")
+def qconv_nhwc(ctx, node):
+    found = layer(ctx.graph, node)
+    if found is None:
+        from .int8_depthwise import qdepthwise  # the other QConvNHWC kernel
+        return qdepthwise(ctx, node)
+    a = node.attrs
+    x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
+    n, h, w, c = x.shape
+    _, oh, ow, m = y.shape
+    weights = found["weights"]
+    k = weights.shape[1]
+    x_t = found["types"][0]
+    k2 = (k + 1) // 2
+    p_all = n * oh * ow
+    chunk = max(PB, min(CHUNK_BYTES // (4 * k2), -(-p_all // PB) * PB) // PB * PB)
+    contiguous = (tuple(a.kernel) == (1, 1) and tuple(a.strides) == (1, 1) and not any(a.pads)
+                  and c % 2 == 0)
+    context = dict(P=n * oh * ow, OH=oh, OW=ow, H=h, W=w, C=c, M=m, KH=a.kernel[0],
+                   KW=a.kernel[1], SH=a.strides[0], SW=a.strides[1], DH=a.dilations[0],
+                   DW=a.dilations[1], PT=a.pads[0], PL=a.pads[1], K=k, K2=k2, PB=PB, PC=chunk,
+                   CONTIGUOUS=contiguous, X_BYTES=n * h * w * c,
+                   NB16=found["NB16"], TAIL8=found["TAIL8"], zx=int(x_t.quant.zero_point[0]),
+                   **epilogue(node, found["types"][2], found["mode"]))
+    return Kernel("x86_qconv.c.j2", context, [x.name, y.name],
+                  tables=dict(w=pack_pairs(weights, found["lanes"]), rq=found["rq"]),
+                  needs=COMMON)

@@ -3,8 +3,8 @@
     python bench/fuzz.py --minutes 30 [--models digits,dscnn] [--seed 0] [--keep DIR]
 
 Each case takes the next seed, mutates one of the reference models (the digits CNN and, with
-torch installed, DS-CNN; float and onnxruntime's int8 QDQ), alternating the generic and
-cortex-m7 targets, and checks the promise of issue 11 (tests/fuzzlib.py has the mutations and
+torch installed, DS-CNN; float and onnxruntime's int8 QDQ), alternating the generic,
+cortex-m7 and x86-avx2 targets, and checks the promise of issue 11 (tests/fuzzlib.py has the mutations and
 the outcomes): exit 2 with one line, or C that builds with -Wall -Wextra -Werror -pedantic
 and runs clean under ASan + UBSan on random and extreme inputs. Prints the counts per outcome
 (and per model and target), then one line per failure; the mutated models of failures are
@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 import fuzzlib  # noqa: E402
 
-TARGETS = ("generic", "cortex-m7")
+TARGETS = ("generic", "cortex-m7", "x86-avx2")
 
 
 def main(argv=None) -> int:

@@ -1,6 +1,6 @@
 """The fuzzer's short run (issue 11): mutated digits CNNs, float and int8 (onnxruntime QDQ), on
-generic and cortex-m7 (the cortex-m7 C, CMSIS-NN-compatible sources included, built for the
-host). Every case must end "rejected" (exit 2, one line) or "clean" (the C builds with
+generic, cortex-m7 and x86-avx2 (the cortex-m7 C, CMSIS-NN-compatible sources included, built
+for the host; the x86-avx2 C with -mavx2 -mfma). Every case must end "rejected" (exit 2, one line) or "clean" (the C builds with
 -Wall -Wextra -Werror -pedantic and runs clean under ASan + UBSan on random and extreme
 inputs). The long run is `python bench/fuzz.py --minutes 30`; tests/fuzzlib.py has the
 mutations. Seeds are fixed: a failure here reproduces with bench/fuzz.py --seed SEED."""
@@ -13,7 +13,7 @@ import fuzzlib
 
 CHUNKS, PER_CHUNK = 8, 40  # 320 mutated models
 MODELS = ("digits_float", "digits_int8")
-TARGETS = ("generic", "cortex-m7")
+TARGETS = ("generic", "cortex-m7", "x86-avx2")
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def fuzzer(tmp_path_factory):
 def test_mutated_models_are_rejected_or_safe(fuzzer, chunk):
     counts, bad = collections.Counter(), []
     for seed in range(chunk * PER_CHUNK, (chunk + 1) * PER_CHUNK):
-        case = fuzzer.run_case(MODELS[seed % 2], TARGETS[(seed // 2) % 2], seed)
+        case = fuzzer.run_case(MODELS[seed % 2], TARGETS[(seed // 2) % len(TARGETS)], seed)
         counts[case.outcome, case.model, case.target] += 1
         if case.outcome in fuzzlib.BAD:
             bad.append(case.line())

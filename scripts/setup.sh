@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install what edgecc needs on Debian (as root) into ./.venv.
-#   bash scripts/setup.sh          runtime deps (compile + verify) and the Cortex-M toolchain
+#   bash scripts/setup.sh          runtime deps (compile + verify), the Cortex-M toolchain
 #                                  (arm-none-eabi-gcc, newlib, qemu-system-arm; cmake and make
 #                                  for the emitted firmware project, as the README builds it)
+#                                  and the aarch64 one (aarch64-linux-gnu-gcc, its libc,
+#                                  qemu-user)
 #   bash scripts/setup.sh test     also the test deps (pytest, torch CPU, scikit-learn),
-#                                  at the versions in scripts/constraints-test.txt, and
-#                                  qemu-user (qemu-x86_64 for the x86-avx2 CPU check)
+#                                  at the versions in scripts/constraints-test.txt
 # System packages come from apt-get, only when missing (so non-root runs work when they are
 # already installed).
 set -euo pipefail
@@ -33,10 +34,13 @@ if ! command -v arm-none-eabi-gcc >/dev/null 2>&1 \
         || ! command -v qemu-system-arm >/dev/null 2>&1; then
     apt_install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 fi
-# User-mode QEMU: the tests run x86-avx2 programs on an emulated CPU without AVX2
-# (qemu-x86_64 -cpu Westmere) to check their run function refuses it.
-if [ "$extra" = "test" ] && ! command -v qemu-x86_64 >/dev/null 2>&1; then
-    apt_install qemu-user
+# aarch64 (Cortex-A): cross compiler and C library, and user-mode QEMU (qemu-aarch64 runs
+# the programs and counts their instructions; the tests also run x86-avx2 programs under
+# qemu-x86_64 -cpu Westmere, a CPU without AVX2, to check their run function refuses it).
+if ! command -v aarch64-linux-gnu-gcc >/dev/null 2>&1 \
+        || [ ! -f /usr/aarch64-linux-gnu/lib/libc.a ] \
+        || ! command -v qemu-aarch64 >/dev/null 2>&1 || ! command -v qemu-x86_64 >/dev/null 2>&1; then
+    apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
 fi
 # The emitted firmware project (--emit-project): CMake, whose default generator needs make.
 if ! command -v cmake >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1; then

@@ -1,15 +1,18 @@
-"""x86 benchmark (issue 13): edgecc --target x86-avx2 against onnxruntime, batch 1, one thread.
+"""x86 benchmark (issue 13): edgecc's x86 targets against onnxruntime, batch 1, one thread.
 
     python bench/x86.py [--models resnet8,dscnn,...] [--precisions float,int8] [--reps 200]
-                        [--clock-ghz 2.6] [--macs-per-cycle 16] [--json] [--keep DIR]
+                        [--targets x86-avx2,x86-avx512-vnni] [--clock-ghz 2.6]
+                        [--macs-per-cycle 16] [--json] [--keep DIR]
 
 Models: the four MLPerf Tiny architectures and MobileNetV2-0.35@144 of tests/model_zoo.py
 (seeded random weights; needs the test dependencies) and the bundled digits CNN, in float32
 and int8 (onnxruntime's quantize_static, QDQ, per-channel int8 weights, calibrated on 8 seeded
 N(0, 1) inputs; bench/models.py). The input is the first calibration input.
 
-edgecc: the model compiled for x86-avx2, built as a shared library with the target's flags
-(gcc -O3 -mavx2 -mfma) and called through ctypes. onnxruntime: an InferenceSession with
+edgecc: the model compiled for each target of --targets (default: x86-avx2, and
+x86-avx512-vnni when the CPU has AVX-512 F, BW, VL and VNNI; one row per target, model and
+precision), built as a shared library with the target's flags (gcc -O3 and e.g. -mavx2 -mfma)
+and called through ctypes. onnxruntime: an InferenceSession with
 intra_op_num_threads=1, inter_op_num_threads=1 and its default graph optimizations (what a
 user gets), called with the same input. Both are called from this process, alternately, one
 call each per repetition (which goes first alternates), after warm-up calls; each call is
@@ -23,9 +26,9 @@ count, and both include Python's call overhead (a few microseconds). Columns:
   one-cycle adds over its thread CPU time (turbo included); --macs-per-cycle to 8 on
   AMD Zen 1, whose two FMA pipes are 128 bits wide, else 16: two 256-bit FMA pipes);
 * check: float, the largest |edgecc - onnxruntime| over the largest |onnxruntime| (<= 1e-4);
-  int8, edgecc's x86-avx2 output bit-identical with its portable build (--target generic);
-* need and ok: issue 13's bounds, float <= 1.0x and int8 <= 0.5x onnxruntime. The run exits 1
-  when a model misses its bound or its check.
+  int8, edgecc's output bit-identical with its portable build (--target generic);
+* need and ok: issue 13's bounds, float <= 1.0x and int8 <= 0.5x onnxruntime, on every row.
+  The run exits 1 when a row misses its bound or its check.
 """
 import argparse
 import ctypes
@@ -50,7 +53,10 @@ from models import ALL, float_model, ort_qdq  # noqa: E402
 
 DEFAULT_MODELS = ["resnet8", "dscnn", "mobilenetv1_025", "autoencoder", "mobilenetv2_035",
                   "digits"]
-TARGET = "x86-avx2"
+TARGETS = ("x86-avx2", "x86-avx512-vnni")
+# the CPU flags (Linux's names) each target's builds need to run
+NEEDS = {"x86-avx2": {"avx2", "fma"},
+         "x86-avx512-vnni": {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"}}
 OPT = "-O3"
 BOUND = {"float": 1.0, "int8": 0.5}   # issue 13: edgecc / onnxruntime, medians
 FLOAT_TOL = 1e-4
@@ -169,8 +175,8 @@ def time_pair(edgecc_call, ort_call, reps):
     return {k: np.asarray(v, dtype=np.float64) / 1e3 for k, v in times.items()}  # us
 
 
-def bench_one(name, precision, path, sample, work, reps):
-    model = EdgeccModel(path, TARGET, work, f"{name}-{precision}-x86")
+def bench_one(name, precision, path, sample, work, reps, target):
+    model = EdgeccModel(path, target, work, f"{name}-{precision}-{target}")
     model.set_input(sample)
     sess = ort_session(path)
     feed = {sess.get_inputs()[0].name: sample.reshape(model.inputs[0].shape)}
@@ -186,7 +192,7 @@ def bench_one(name, precision, path, sample, work, reps):
         check, check_ok = ("== generic" if same else "!= generic"), same
     t = time_pair(model, lambda: sess.run(None, feed), reps)
     e_med, o_med = float(np.median(t["edgecc"])), float(np.median(t["ort"]))
-    return dict(model=name, precision=precision, macs=model.macs,
+    return dict(model=name, precision=precision, target=target, macs=model.macs,
                 edgecc_median_us=e_med, edgecc_best_us=float(t["edgecc"].min()),
                 ort_median_us=o_med, ort_best_us=float(t["ort"].min()),
                 ratio=e_med / o_med, edgecc_gmacs=model.macs / e_med / 1e3,
@@ -196,16 +202,18 @@ def bench_one(name, precision, path, sample, work, reps):
 
 def table(rows, cpu, clock, mpc, reps, how):
     peak = clock * mpc  # GMAC/s
-    head = (f"{'model':<16} {'prec':<5} {'MACs':>7} {'edgecc med':>10} {'best':>8} "
+    head = (f"{'model':<16} {'prec':<5} {'target':<15} {'MACs':>7} {'edgecc med':>10} {'best':>8} "
             f"{'ORT med':>9} {'best':>8} {'ratio':>6} {'GMAC/s':>6} {'%peak':>5} "
             f"{'ORT GMAC/s':>10} {'check':>14} {'need':>5} {'ok':>3}")
-    lines = [f"x86-avx2 (gcc {OPT} -mavx2 -mfma, ctypes) vs onnxruntime (1 thread), batch 1, "
+    flags = "; ".join(f"{t}: {' '.join(get_target(t).host_cflags)}"
+                      for t in dict.fromkeys(r["target"] for r in rows))
+    lines = [f"edgecc (gcc {OPT}, ctypes; {flags}) vs onnxruntime (1 thread), batch 1, "
              f"median and best of {reps} alternating calls, thread CPU time in microseconds",
              f"CPU: {cpu}; float peak assumed: {clock:.2f} GHz ({how}) x {mpc} MACs/cycle = "
              f"{peak:.1f} GMAC/s", "", head, "-" * len(head)]
     for r in rows:
         lines.append(
-            f"{r['model']:<16} {r['precision']:<5} {r['macs'] / 1e6:>6.2f}M "
+            f"{r['model']:<16} {r['precision']:<5} {r['target']:<15} {r['macs'] / 1e6:>6.2f}M "
             f"{r['edgecc_median_us']:>10.1f} {r['edgecc_best_us']:>8.1f} "
             f"{r['ort_median_us']:>9.1f} {r['ort_best_us']:>8.1f} {r['ratio']:>6.3f} "
             f"{r['edgecc_gmacs']:>6.2f} {100 * r['edgecc_gmacs'] / peak:>4.0f}% "
@@ -230,16 +238,23 @@ def main(argv=None):
     ap.add_argument("--macs-per-cycle", type=int,
                     default=default_macs_per_cycle(family, model_no),
                     help="float MACs per cycle assumed for the peak")
+    ap.add_argument("--targets", default=",".join(t for t in TARGETS if NEEDS[t] <= set(flags)),
+                    help=f"comma-separated, from {','.join(TARGETS)} (default: those this CPU "
+                         "runs)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--keep", metavar="DIR", help="keep models and builds in DIR")
     args = ap.parse_args(argv)
-    if not {"avx2", "fma"} <= set(flags):
-        raise SystemExit("bench: this CPU lacks AVX2 or FMA; x86-avx2 builds cannot run here")
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-    bad = [n for n in names if n not in ALL] + [p for p in precisions if p not in BOUND]
-    if bad or not names or not precisions:
-        ap.error(f"unknown model(s) or precision(s): {', '.join(bad) or '(none)'}")
+    targets = [t.strip() for t in args.targets.split(",") if t.strip()]
+    bad = ([n for n in names if n not in ALL] + [p for p in precisions if p not in BOUND]
+           + [t for t in targets if t not in NEEDS])
+    if bad or not names or not precisions or not targets:
+        ap.error(f"unknown model(s), precision(s) or target(s): {', '.join(bad) or '(none)'}")
+    for t in targets:
+        if not NEEDS[t] <= set(flags):
+            raise SystemExit(f"bench: this CPU lacks {', '.join(sorted(NEEDS[t] - set(flags)))}; "
+                             f"{t} builds cannot run here")
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench_x86_") as tmp:
         work = args.keep or tmp
@@ -252,8 +267,9 @@ def main(argv=None):
             if "int8" in precisions:
                 paths["int8"] = ort_qdq(float_path, samples, work, name)
             for precision in precisions:
-                rows.append(bench_one(name, precision, paths[precision], samples[:1], work,
-                                      args.reps))
+                for target in targets:
+                    rows.append(bench_one(name, precision, paths[precision], samples[:1], work,
+                                          args.reps, target))
     if args.json:
         print(json.dumps(dict(cpu=cpu, clock_ghz=clock,
                               macs_per_cycle=args.macs_per_cycle, rows=rows), indent=2))

@@ -5,7 +5,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -23,6 +23,7 @@ class HostBuild:
     exe: str
     workdir: str
     graph: Graph
+    launcher: Tuple[str, ...] = ()  # what runs the program (e.g. qemu-aarch64), () natively
 
 
 def render_harness(prefix: str, n_inputs: int, n_outputs: int) -> str:
@@ -33,10 +34,12 @@ def render_harness(prefix: str, n_inputs: int, n_outputs: int) -> str:
 
 def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
                sanitize: bool = False, opt: str = "-O2", cc: str = "gcc",
-               trace: bool = False, cflags: Sequence[str] = ()) -> HostBuild:
-    """Compile the sources and the host harness; ``cflags``: extra compiler flags."""
+               trace: bool = False, cflags: Sequence[str] = (),
+               launcher: Sequence[str] = ()) -> HostBuild:
+    """Compile the sources and the host harness; ``cflags``: extra compiler flags;
+    ``launcher``: the command run_host runs the program with (a cross build: its QEMU)."""
     if shutil.which(cc) is None:
-        raise EdgeccError(f"C compiler '{cc}' not found (install gcc)")
+        raise EdgeccError(f"C compiler '{cc}' not found (install it: scripts/setup.sh)")
     os.makedirs(workdir, exist_ok=True)
     for name, text in files.items():
         os.makedirs(os.path.dirname(os.path.join(workdir, name)), exist_ok=True)
@@ -53,15 +56,12 @@ def build_host(files: Dict[str, str], graph: Graph, prefix: str, workdir: str,
            *(["-DEDGECC_TRACE"] if trace else []), "-o", exe, *sources, "-lm"]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"gcc failed:\n{' '.join(cmd)}\n{proc.stderr[-4000:]}")
-    return HostBuild(exe, workdir, graph)
+        raise RuntimeError(f"{cc} failed:\n{' '.join(cmd)}\n{proc.stderr[-4000:]}")
+    return HostBuild(exe, workdir, graph, tuple(launcher))
 
 
-def run_host(build: HostBuild, inputs: Sequence[np.ndarray], timeout: float = 300,
-             tag: str = "run", trace_dir: str = "",
-             launcher: Sequence[str] = ()) -> List[np.ndarray]:
-    """Run the built program on ``inputs``; ``launcher``: a command that runs it (e.g.
-    ``("qemu-x86_64", "-cpu", "Westmere")``), else the program runs as is."""
+def write_inputs(build: HostBuild, inputs: Sequence[np.ndarray], tag: str):
+    """(input file paths, output file paths): the program's arguments for ``inputs``."""
     g = build.graph
     args = []
     for k, (name, value) in enumerate(zip(g.inputs, inputs)):
@@ -71,6 +71,18 @@ def run_host(build: HostBuild, inputs: Sequence[np.ndarray], timeout: float = 30
         arr.tofile(path)
         args.append(path)
     out_paths = [os.path.join(build.workdir, f"{tag}_out{k}.bin") for k in range(len(g.outputs))]
+    return args, out_paths
+
+
+def run_host(build: HostBuild, inputs: Sequence[np.ndarray], timeout: float = 300,
+             tag: str = "run", trace_dir: str = "",
+             launcher: Sequence[str] = ()) -> List[np.ndarray]:
+    """Run the built program on ``inputs``; ``launcher``: a command that runs it (e.g.
+    ``("qemu-x86_64", "-cpu", "Westmere")``), else the build's own, else the program runs
+    as is."""
+    g = build.graph
+    launcher = tuple(launcher) or build.launcher
+    args, out_paths = write_inputs(build, inputs, tag)
     env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
                UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
     if trace_dir:

@@ -9,6 +9,10 @@ left shifts (multipliers above 1), right shifts past 22 (the general requantizat
 than the short form), and the vpmaddubsw saturation edge: inputs at the int8
 maximum and minimum against weight pairs (127, 127), (-128, -128), (127, -128) in the same
 pairs. Every case must be taken by an AVX2 kernel (a silent fallback fails).
+
+The same C is built for each x86 target (X86_TARGETS): x86-avx2, and x86-avx512-vnni (whose
+flags select the convolutions' and fully connected layers' vpdpbusd paths) when the CPU has
+AVX-512 VL and VNNI (skipped otherwise); both builds must equal the model and the generic one.
 """
 import numpy as np
 import pytest
@@ -37,8 +41,21 @@ def have_avx2() -> bool:
     return " avx2" in flags and " fma" in flags
 
 
+def have_vnni() -> bool:
+    """The CPU runs x86-avx512-vnni builds: AVX-512 F, BW, VL and VNNI (Linux's flag names)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= set(flags)
+
+
 pytestmark = pytest.mark.skipif(not have_avx2(), reason="the CPU lacks AVX2/FMA")
 CFLAGS = get_target("x86-avx2").host_cflags
+X86_TARGETS = ["x86-avx2", pytest.param("x86-avx512-vnni", marks=pytest.mark.skipif(
+    not have_vnni(), reason="the CPU lacks AVX-512 VL or VNNI"))]
 
 
 def compile_for(p: Program, target: str):
@@ -252,6 +269,7 @@ CASES = {"conv": lambda rng: conv_cases(rng, 30),
          "fc": lambda rng: fc_cases(rng, 16), "add": lambda rng: add_cases(rng, 24),
          "maxpool": lambda rng: pool_cases(rng, 16), "mean": lambda rng: mean_cases(rng, 12),
          "quantize": lambda rng: quantize_cases(rng, 10)}
+VNNI_KINDS = ("conv", "fc")  # the kernels with a vpdpbusd path
 MARKERS = {"conv": "multiplied and pair-summed", "depthwise": "taps in",
            "fc": "vpmaddwd dot products", "add": "8 lanes per step", "maxpool": "vpmaxsb over",
            "mean": "per channel sum(x)", "quantize": "NaN -> zero_point; 8 lanes per step"}
@@ -282,23 +300,29 @@ def test_cases_are_taken_by_the_avx2_kernels(program):
     assert layers_of(code, MARKERS[kind]) == len(p.labels)
     assert "#include <immintrin.h>" in code
     assert "_mm256_madd_epi16" in code or kind in ("add", "maxpool", "mean", "quantize")
+    if kind in VNNI_KINDS:  # and the vpdpbusd path, for builds with AVX512-VNNI and VL
+        assert "_mm256_dpbusd_epi32" in code
+        assert "#if defined(__AVX512VNNI__) && defined(__AVX512VL__)" in code
 
 
-def test_avx2_equals_generic_and_the_model(program, tmp_path):
+@pytest.mark.parametrize("target", X86_TARGETS)
+def test_avx2_equals_generic_and_the_model(program, target, tmp_path):
     _, p, (files, graph), (gfiles, ggraph) = program
     build = build_host(files, graph, "model", str(tmp_path / "x86"), sanitize=True, opt="-O1",
-                       cflags=CFLAGS)
+                       cflags=get_target(target).host_cflags)
     outs = run_host(build, p.feeds)
     gbuild = build_host(gfiles, ggraph, "model", str(tmp_path / "generic"), sanitize=True,
                         opt="-O1")
     gouts = run_host(gbuild, p.feeds)
-    bad = compare(outs, p, "x86-avx2") + compare(gouts, p, "generic")
+    bad = compare(outs, p, target) + compare(gouts, p, "generic")
     assert not bad, "\n".join(bad)
     for o, go in zip(outs, gouts):
         assert np.asarray(o).tobytes() == np.asarray(go).tobytes()
 
 
-def test_avx2_at_o3(program, tmp_path):
+@pytest.mark.parametrize("target", X86_TARGETS)
+def test_avx2_at_o3(program, target, tmp_path):
     _, p, (files, graph), _ = program
-    build = build_host(files, graph, "model", str(tmp_path), opt="-O3", cflags=CFLAGS)
-    assert not compare(run_host(build, p.feeds), p, "x86-avx2 -O3")
+    build = build_host(files, graph, "model", str(tmp_path), opt="-O3",
+                       cflags=get_target(target).host_cflags)
+    assert not compare(run_host(build, p.feeds), p, f"{target} -O3")

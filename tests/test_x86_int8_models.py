@@ -4,13 +4,15 @@ trained digits CNN, compiled for x86-avx2 and for generic from the same ONNX fil
 ASan + UBSan (the x86 build with the target's -mavx2 -mfma), run on random inputs and on
 inputs at the extremes (large values saturate the int8 activations: the vpmaddubsw edge): the
 outputs must be byte-identical. Every convolution, fully connected layer, add and global
-average pool of these models must run on an AVX2 kernel (a silent fallback fails).
+average pool of these models must run on an AVX2 kernel (a silent fallback fails). The x86
+build runs for each x86 target the CPU has (X86_TARGETS: x86-avx512-vnni's flags select the
+vpdpbusd paths of the same C).
 """
 import numpy as np
 import pytest
 from int8_testlib import layers_of
 from onnx_helpers import quantize_ort, trained_digits_onnx
-from test_x86_int8_kernels import have_avx2
+from test_x86_int8_kernels import X86_TARGETS, have_avx2
 
 import model_zoo
 from edgecc.compiler.driver import compile_model
@@ -18,7 +20,6 @@ from edgecc.runner import build_host, run_host
 from edgecc.targets.registry import get_target
 
 pytestmark = pytest.mark.skipif(not have_avx2(), reason="the CPU lacks AVX2/FMA")
-CFLAGS = get_target("x86-avx2").host_cflags
 MODELS = list(model_zoo.NAMES) + ["digits"]
 INPUT = "image"  # the digits CNN's input
 
@@ -40,13 +41,14 @@ def digits(tmp_path_factory):
                 shape=(1,) + x.shape[1:])
 
 
+@pytest.mark.parametrize("target", X86_TARGETS)
 @pytest.mark.parametrize("name", MODELS)
-def test_x86_equals_generic(name, zoo, digits, tmp_path):
+def test_x86_equals_generic(name, target, zoo, digits, tmp_path):
     if name == "digits":
         path, shape = digits["qdq"], digits["shape"]
     else:
         path, shape = zoo(name)["qdq"], model_zoo.INPUT_SHAPES[name]
-    x86 = compile_model(path, target="x86-avx2")
+    x86 = compile_model(path, target=target)
     generic = compile_model(path, target="generic")
     code = x86.files["model.c"]
     taken = {op: sum(1 for n in x86.graph.nodes if n.op == op)
@@ -60,7 +62,7 @@ def test_x86_equals_generic(name, zoo, digits, tmp_path):
         assert sum(layers_of(code, m) for m in markers[op]) >= count, op
     feeds = inputs_for(shape)
     b1 = build_host(x86.files, x86.graph, "model", str(tmp_path / "x86"), sanitize=True,
-                    opt="-O1", cflags=CFLAGS)
+                    opt="-O1", cflags=get_target(target).host_cflags)
     b2 = build_host(generic.files, generic.graph, "model", str(tmp_path / "generic"),
                     sanitize=True, opt="-O1")
     for x in feeds:

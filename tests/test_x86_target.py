@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from onnx_helpers import quantize_ort
+
 from edgecc.compiler.driver import compile_model
 from edgecc.runner import build_host, run_host
 from edgecc.targets.registry import get_target
@@ -43,6 +45,11 @@ def test_record():
     assert t.backends == ("x86", "generic")
     assert t.host_cflags == ("-mavx2", "-mfma")
     assert t.board is None and t.runner == "host"
+    v = get_target("x86-avx512-vnni")
+    assert v.backends == t.backends and v.layout == t.layout
+    assert v.host_cflags == ("-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl",
+                             "-mavx512vnni")
+    assert "VNNI" in v.description and "AVX-512 (F, BW, VL)" in v.description
 
 
 def test_generated_code_states_and_checks_its_flags():
@@ -76,6 +83,40 @@ def test_run_refuses_a_cpu_without_avx2(tmp_path):
     assert native.shape == (1, 10) and np.isfinite(native).all()
     with pytest.raises(RuntimeError, match="run failed: status 3"):
         run_host(build, [x], launcher=("qemu-x86_64", "-cpu", "Westmere"))
+
+
+@pytest.mark.parametrize("target, vnni", [(TARGET, False), ("x86-avx512-vnni", True)])
+def test_flags_pick_the_int8_path(target, vnni, tmp_path):
+    """One C text for both x86 targets (header and CMakeLists.txt state each one's flags); the
+    int8 convolutions and fully connected layers hold a vpdpbusd path, which the preprocessor
+    keeps exactly when the target's flags define __AVX512VNNI__ and __AVX512VL__."""
+    quantized = str(tmp_path / "digits_qdq.onnx")
+    with np.load(os.path.join(ROOT, "examples", "digits", "calib.npz")) as data:
+        calib = data[data.files[0]][:8].astype(np.float32)
+    quantize_ort(DIGITS, quantized, "image", calib)
+    files = compile_model(quantized, target=target).files
+    base = compile_model(quantized, target=TARGET).files
+    assert files["model.c"] == base["model.c"]
+    assert files["model_weights.c"] == base["model_weights.c"]
+    flags = get_target(target).host_cflags
+    assert " ".join(flags) in files["model.h"]
+    assert f"target_compile_options(model PRIVATE {' '.join(flags)})" in files["CMakeLists.txt"]
+    assert "_mm256_dpbusd_epi32" in files["model.c"]
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    macros = subprocess.run(["gcc", "-dM", "-E", "-x", "c", "/dev/null", *flags],
+                            capture_output=True, text=True, check=True).stdout
+    assert ("#define __AVX512VNNI__ 1" in macros and "#define __AVX512VL__ 1" in macros) == vnni
+    pre = subprocess.run(["gcc", "-std=c99", "-E", *flags, "model.c"], cwd=str(tmp_path),
+                         capture_output=True, text=True, check=True).stdout
+    own, ours = [], False  # the lines that come from model.c itself (not immintrin.h)
+    for line in pre.splitlines():
+        if line.startswith("# "):
+            ours = line.split()[2] == '"model.c"'
+        elif ours:
+            own.append(line)
+    # (gcc's immintrin.h may define the intrinsic as a macro on __builtin_ia32_vpdpbusd_v8si)
+    assert ("dpbusd" in "\n".join(own)) == vnni
 
 
 @needs_avx2

@@ -10,7 +10,7 @@ from .kernels import Backend
 
 BUILTIN = {"generic": "edgecc.backends.generic", "cmsis": "edgecc.backends.cmsis",
            "cortex_m": "edgecc.backends.cortex_m", "helium": "edgecc.backends.helium",
-           "x86": "edgecc.backends.x86"}
+           "x86": "edgecc.backends.x86", "neon": "edgecc.backends.neon"}
 _LOADED: Dict[str, Backend] = {}
 
 

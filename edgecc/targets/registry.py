@@ -47,6 +47,24 @@ class Target:
     kernels: str = DEFAULT_KERNELS      # the kernel set whose chain ``backends`` is
     # estimated instructions per node (targets/costs.py), what the patch search weighs
     costs: CostModel = GENERIC
+    # verify's compiler for the programs of a runner "host" target (with ``host_cflags``), and
+    # the user-mode QEMU that runs them when they are for another CPU (e.g. qemu-aarch64,
+    # ``qemu_cpu`` its -cpu, "" its default), "" when they run natively; under QEMU verify
+    # also reports the executed instructions per inference (targets/qemu_user.py)
+    cc: str = "gcc"
+    qemu_user: str = ""
+    qemu_cpu: str = ""
+
+    @property
+    def launcher(self) -> Tuple[str, ...]:
+        """The command that runs the target's programs (runner.run_host), () natively."""
+        if not self.qemu_user:
+            return ()
+        return (self.qemu_user, *(("-cpu", self.qemu_cpu) if self.qemu_cpu else ()))
+
+    def build_options(self) -> Dict:
+        """runner.build_host's compiler, flags and launcher for this target's programs."""
+        return dict(cc=self.cc, cflags=tuple(self.host_cflags), launcher=self.launcher)
 
     @property
     def kernel_set_names(self) -> Tuple[str, ...]:
@@ -122,6 +140,14 @@ def _cortex_m(name: str, what: str, backends=("cortex_m", "cmsis", "generic")) -
                   costs=CORTEX_M)
 
 
+def _aarch64(name: str, what: str, march: Tuple[str, ...], cpu: str = "") -> Target:
+    return Target(name, f"{what}: NEON int8 and float kernels, portable C for the rest "
+                  f"(aarch64-linux-gnu-gcc {' '.join(march)})", ("neon", "generic"),
+                  layout="edgecc.backends.neon.layout:to_nhwc", inplace_depthwise=False,
+                  host_cflags=("-static", *march), cc="aarch64-linux-gnu-gcc",
+                  qemu_user="qemu-aarch64", qemu_cpu=cpu)
+
+
 TARGETS: Dict[str, Target] = {t.name: t for t in (
     Target("generic", "portable C99 for any compiler", ("generic",)),
     _cortex_m("cortex-m4", "Arm Cortex-M4 (DSP), QEMU mps2-an386"),
@@ -134,6 +160,22 @@ TARGETS: Dict[str, Target] = {t.name: t for t in (
            "kernels, portable C for the rest", ("x86", "generic"),
            layout="edgecc.backends.x86.layout:to_nhwc", inplace_depthwise=False,
            host_cflags=("-mavx2", "-mfma")),
+    # the same kernels and C; built with AVX-512 (F, BW, VL) and VNNI the int8 convolutions
+    # and fully connected layers take their vpdpbusd paths (#if __AVX512VNNI__, __AVX512VL__)
+    Target("x86-avx512-vnni", "x86-64 with AVX2, FMA, AVX-512 (F, BW, VL) and VNNI (gcc -mavx2 "
+           "-mfma -mavx512f -mavx512bw -mavx512vl -mavx512vnni: Ice Lake, Zen 4 and later): the "
+           "x86-avx2 kernels, int8 on vpdpbusd, portable C for the rest", ("x86", "generic"),
+           layout="edgecc.backends.x86.layout:to_nhwc", inplace_depthwise=False,
+           host_cflags=("-mavx2", "-mfma", "-mavx512f", "-mavx512bw", "-mavx512vl",
+                        "-mavx512vnni")),
+    # Cortex-A (armv8-a, NEON): the neon backend's kernels (NHWC where they take a layer),
+    # portable C for the rest; verify cross-compiles (-static) and runs under qemu-aarch64
+    _aarch64("aarch64-neon", "AArch64 armv8-a with NEON (Cortex-A53/A72 class)",
+             ("-march=armv8-a",)),
+    # the same kernels and C; with the dot product extension the int8 convolutions take their
+    # SDOT paths (#if __ARM_FEATURE_DOTPROD); QEMU's "max" CPU has it
+    _aarch64("aarch64-neon-dotprod", "AArch64 armv8.2-a with NEON and SDOT/UDOT (Cortex-A55/"
+             "A76 class)", ("-march=armv8.2-a+dotprod",), cpu="max"),
 )}
 
 

@@ -26,8 +26,8 @@ from ..compiler.driver import compile_model
 from ..compiler.loader import read_model
 from ..errors import EdgeccError
 from ..ir import Graph
-from ..runner import build_host, read_trace, run_host
-from ..targets.registry import get_target
+from ..runner import build_host, read_trace, run_host, write_inputs
+from ..targets.qemu_user import run_counted
 from . import int8 as q
 from .reference import ReferenceSession
 
@@ -178,7 +178,7 @@ def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
     with tempfile.TemporaryDirectory(prefix="edgecc-verify-") as tmp:
         wd = workdir or tmp
         build = build_host(result.files, graph, result.prefix, wd, sanitize=sanitize,
-                           trace=per_layer, cflags=get_target(result.target).host_cflags)
+                           trace=per_layer, **result.target_record().build_options())
         for k, feed in enumerate(samples):
             trace_dir = os.path.join(wd, "trace") if per_layer and k == 0 else ""
             got_all.append(run_host(build, [feed[n] for n in graph.inputs], tag=f"s{k}",
@@ -216,20 +216,49 @@ def host_report(path: str, target: str = "generic", inputs: Optional[str] = None
     """
     quantize = compile_options.get("quantize")
     result = compile_model(path, target, input_shapes, **compile_options)
+    samples = load_inputs(inputs, result.graph)
     if not quantize and not q.has_integer_ops(result.graph):
         outputs, layers, note = verify(path, target, inputs, per_layer, input_shapes, tol,
                                        sanitize, workdir, result=result)
-        return format_report(outputs, layers, tol, note), all(c.ok for c in outputs)
-    samples = load_inputs(inputs, result.graph)
-    model = read_model(path)
-    with tempfile.TemporaryDirectory(prefix="edgecc-verify-") as tmp:
-        with onnxruntime_errors(path):
-            if quantize:
-                rep = q.verify_ptq(result, model, samples, workdir or tmp, min_sqnr, sanitize,
-                                   per_layer)
-            else:
-                rep = q.verify_quantized(result, model, samples, workdir or tmp, tol, sanitize)
-    return q.format_quant_report(rep, per_layer), rep.ok
+        text, ok = format_report(outputs, layers, tol, note), all(c.ok for c in outputs)
+    else:
+        model = read_model(path)
+        with tempfile.TemporaryDirectory(prefix="edgecc-verify-") as tmp:
+            with onnxruntime_errors(path):
+                if quantize:
+                    rep = q.verify_ptq(result, model, samples, workdir or tmp, min_sqnr,
+                                       sanitize, per_layer)
+                else:
+                    rep = q.verify_quantized(result, model, samples, workdir or tmp, tol,
+                                             sanitize)
+        text, ok = q.format_quant_report(rep, per_layer), rep.ok
+    record = result.target_record()
+    if record.qemu_user:
+        with tempfile.TemporaryDirectory(prefix="edgecc-count-") as tmp:
+            wd = os.path.join(workdir, "count") if workdir else tmp
+            build = build_host(result.files, result.graph, result.prefix, wd,
+                               **record.build_options())
+            n = instructions_per_inference(build, [samples[0][k] for k in result.graph.inputs],
+                                           record)
+        launcher = " ".join(record.launcher)
+        text += f"\nexecuted instructions per inference ({launcher}, first sample): {n}"
+    return text, ok
+
+
+def instructions_per_inference(build, inputs: Sequence[np.ndarray], record) -> int:
+    """Guest instructions one inference executes under the target record's user-mode QEMU
+    (targets/qemu_user.py's counting plugin): the count of a run doing 2 inferences on
+    ``inputs`` minus that of a run doing 1 (the harness's RUNS argument; both parse a
+    one-digit count and read and write the same files, so what differs is one call of the
+    run function plus one pass of the harness's loop, a compare, a branch and the status test)."""
+    args, outs = write_inputs(build, inputs, "count")
+    runs = [run_counted(record.qemu_user, build.exe, [*args, *outs, str(n)], build.workdir,
+                        cpu=record.qemu_cpu) for n in (1, 2)]
+    bad = [r for r in runs if r.returncode != 0]
+    if bad:
+        raise EdgeccError(f"the program failed under {record.qemu_user} "
+                          f"({bad[0].returncode}):\n{bad[0].stderr[-2000:]}")
+    return runs[1].instructions - runs[0].instructions
 
 
 def format_report(outputs: List[Comparison], layers: List[Comparison], tol: float,

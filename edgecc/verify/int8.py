@@ -162,12 +162,12 @@ def build_programs(jobs: List[tuple], workdir: str, sanitize: bool, workers: int
                    trace: bool = False, target: str = "generic"):
     """Build (files, graph, prefix) programs with gcc in parallel (with ``target``'s host
     flags); returns HostBuilds."""
-    cflags = get_target(target).host_cflags
+    options = get_target(target).build_options()  # compiler, flags, launcher (e.g. QEMU)
 
     def one(k):
         files, g, prefix = jobs[k]
         return build_host(files, g, prefix, os.path.join(workdir, f"{k}_{prefix}"),
-                          sanitize=sanitize, trace=trace, cflags=cflags)
+                          sanitize=sanitize, trace=trace, **options)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(one, range(len(jobs))))
 

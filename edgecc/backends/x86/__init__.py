@@ -7,7 +7,10 @@ portable kernels (``generic``, next in the x86-avx2 chain). The layout pass of t
 (``layout.py``) puts into NHWC only the convolutions and pools these kernels take. A model
 using any of these kernels states ``-mavx2 -mfma`` in its header, stops with ``#error``
 when built without them, and its run function returns ``<PREFIX>_ERROR_CPU`` on a CPU
-without AVX2 or FMA (``x86_cpu_check.c.j2``)."""
+without AVX2 or FMA (``x86_cpu_check.c.j2``). Target x86-avx512-vnni builds the same C with
+AVX-512 (F, BW, VL) and VNNI flags too: the int8 convolutions and fully connected layers then
+take their vpdpbusd paths (``#if defined(__AVX512VNNI__) && defined(__AVX512VL__)``), and the
+run function also checks those."""
 import os
 import sys
 from typing import Dict

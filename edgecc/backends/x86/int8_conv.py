@@ -24,12 +24,34 @@ would run the correction everywhere. These kernels multiply int16 values instead
 every product has |x w| <= 128 * 128 = 2^14 and a pair sum at most 2^15 in magnitude, far
 inside vpmaddwd's int32 result (it can only wrap on (-2^15)(-2^15) twice), so every product and
 pair sum is exact for every input, with no per-layer condition and no u8 offset or correction.
-The price, measured on this machine (AMD EPYC Zen 1, no VNNI) with this loop: 16 channels x 4
+The price, measured on this machine (AMD EPYC Zen 4, family 25, model 17, AVX-512 + VNNI;
+this loop uses AVX2 only, see the VNNI path below for that instruction): 16 channels x 4
 pixels reach about 75 GMAC/s with vpmaddwd against about 100 with vpmaddubsw + vpmaddwd(ones)
 (the inexact form onnxruntime's MLAS uses): the loop is bound by 256-bit vector uops, 8 per 32
 MACs here (2 x vpmaddwd + vpaddd) against 6 (vpmaddubsw + vpmaddwd + vpaddd); the exact
 variants of the u8 form (weights split in halves, inputs split in nibbles, a residual pass)
 all need more than 8.
+
+VNNI path (compiled when __AVX512VNNI__ and __AVX512VL__ are defined, e.g. target
+x86-avx512-vnni; the same generated C holds both paths, chosen by the preprocessor).
+vpdpbusd (_mm256_dpbusd_epi32) multiplies four u8 values by four s8 values and adds the four
+products to an int32 lane with no intermediate saturation (wrapping modulo 2^32 like vpaddd),
+32 MACs per instruction. With u_k = x_k + 128 (x XOR 0x80, in 0..255):
+         sum_k w_k (x_k - zx) = sum_k w_k u_k - (zx + 128) sum_k w_k
+so acc[p][m] = b''[m] + sum_j vpdpbusd(u_4j..u_4j+3 (p), w[m][4j..4j+3]) with
+b''[m] = b[m] - (zx + 128) sum_k w[m][k] (compile time). Patches are gathered as u8 (PCV
+pixels of K4 bytes, K padded to a multiple of 4 with zero weights, so the pad bytes add 0
+whatever they hold); padding taps read u = zx + 128 (in 0..255: zx is int8), whose term
+w (u - 128 - zx) of the sum above is 0, as in the portable kernel. Blocks of 4 to 6 pixels
+(VNNI_PB: the count that pads the layer's pixels least) x 16 channels (two vectors of 8) stay
+in registers (AVX512VL gives 32 ymm registers).
+The weights are s8 as stored, packed per 16-channel block as [K4 / 4][16 lanes][4 k] (the lane
+order of the AVX2 path, so its requantization records and stores serve both). Exact: each
+product |u w| <= 255 * 128 < 2^15, four of them below 2^17, so every vpdpbusd step is an exact
+int32 addition modulo 2^32; the exact acc is the same as above (bounded below 2^31), so its
+value modulo 2^32 is the acc. b'' is stored modulo 2^32 as int32 (it may exceed int32 where
+the acc does not: every addition is modulo 2^32, so only the final sum has to fit).
+
 Accumulation: vpaddd adds modulo 2^32 (no C overflow: intrinsics), and validation
 (ir/ops check_accumulator) bounds the exact acc by |b| + max|x - zx| sum|w| < 2^31 for every
 input, so the final sum modulo 2^32 is the exact acc (|b'| < 2^31 by the same bound).
@@ -72,6 +94,7 @@ from .layout import accepts
 
 COMMON = ("x86_common.c.j2", "x86_qhelpers.c.j2")
 PB = 4          # output pixels per block
+VNNI_PB = (6, 5, 4)  # output pixels per block on the VNNI path: the one padding P least
 MAX_K = 4096    # patch length (int16 on the stack: at least PB * 2 * MAX_K bytes)
 CHUNK_BYTES = 16384  # patches gathered at once (stack): then each weight block over them all
 FIELDS = 6      # per vector of 8 lanes: bias, M0, left, right, mask (or r), half
@@ -171,6 +194,32 @@ def pack_pairs(weights: np.ndarray, lanes) -> np.ndarray:
     return np.concatenate(out).astype(np.int16)
 
 
+def pack_quads(weights: np.ndarray, lanes) -> np.ndarray:
+    """int8 [blocks][K4 / 4][lanes of the block][4]: weights [m, K] (K padded to a multiple of 4
+    with 0) in the VNNI loop's read order, block by block (16 lanes, then 8)."""
+    m, k = weights.shape
+    k4 = -(-k // 4) * 4
+    wp = np.zeros((m + 1, k4), np.int64)  # row m: the zero row of padding lanes
+    wp[:m, :k] = weights
+    quads = wp.reshape(m + 1, k4 // 4, 4)
+    lanes = [c if c >= 0 else m for c in lanes]
+    out = [quads[lanes[s:s + 16]].transpose(1, 0, 2).reshape(-1) for s in range(0, len(lanes), 16)]
+    return np.concatenate(out).astype(np.int8)
+
+
+def vnni_bias(bias, weights, zx: int, lanes) -> np.ndarray:
+    """int32 per lane: b - (zx + 128) sum_k w, modulo 2^32 (0 on padding lanes)."""
+    b = bias - (zx + 128) * weights.sum(axis=1)
+    b = (b + 2**31) % 2**32 - 2**31
+    return np.array([b[c] if c >= 0 else 0 for c in lanes], np.int64).astype(np.int32)
+
+
+def chunk_of(p_all: int, pb: int, row_bytes: int) -> int:
+    """Pixels per chunk: CHUNK_BYTES of patches, a multiple of pb, at least pb, at most P
+    rounded up to pb."""
+    return max(pb, min(CHUNK_BYTES // row_bytes, -(-p_all // pb) * pb) // pb * pb)
+
+
 def layer(graph, node):
     """(types, OHWI weights [M, K], bias) of a one-group QConv/QConvNHWC the kernel takes."""
     if node.op not in ("QConv", "QConvNHWC") or node.attrs.group != 1:
@@ -194,9 +243,8 @@ def layer(graph, node):
                             worst_acc(x_t, bias, np.abs(weights).sum(axis=1)))
     if found is None:
         return None
-    return dict(types=(x_t, w_t, y_t), weights=weights, rq=found[0], mode=found[1], lanes=lanes,
-                NB16=nb16,
-                TAIL8=tail8)
+    return dict(types=(x_t, w_t, y_t), weights=weights, bias=bias, rq=found[0], mode=found[1],
+                lanes=lanes, NB16=nb16, TAIL8=tail8)
 
 
 @accepts("QConv")
@@ -219,15 +267,22 @@ def qconv_nhwc(ctx, node):
     x_t = found["types"][0]
     k2 = (k + 1) // 2
     p_all = n * oh * ow
-    chunk = max(PB, min(CHUNK_BYTES // (4 * k2), -(-p_all // PB) * PB) // PB * PB)
-    contiguous = (tuple(a.kernel) == (1, 1) and tuple(a.strides) == (1, 1) and not any(a.pads)
-                  and c % 2 == 0)
+    k4 = -(-k // 4) * 4
+    zx = int(x_t.quant.zero_point[0])
+    chunk = chunk_of(p_all, PB, 4 * k2)
+    pbv = min(VNNI_PB, key=lambda b: (-(-min(p_all, CHUNK_BYTES // k4) // b) * b, -b))
+    rows = tuple(a.kernel) == (1, 1) and tuple(a.strides) == (1, 1) and not any(a.pads)
+    contiguous = rows and c % 2 == 0
     context = dict(P=n * oh * ow, OH=oh, OW=ow, H=h, W=w, C=c, M=m, KH=a.kernel[0],
                    KW=a.kernel[1], SH=a.strides[0], SW=a.strides[1], DH=a.dilations[0],
                    DW=a.dilations[1], PT=a.pads[0], PL=a.pads[1], K=k, K2=k2, PB=PB, PC=chunk,
                    CONTIGUOUS=contiguous, X_BYTES=n * h * w * c,
-                   NB16=found["NB16"], TAIL8=found["TAIL8"], zx=int(x_t.quant.zero_point[0]),
+                   NB16=found["NB16"], TAIL8=found["TAIL8"], zx=zx,
+                   K4=k4, PBV=pbv, PCV=chunk_of(p_all, pbv, k4),
+                   CONTIGUOUS_V=rows and c % 4 == 0, UPAD=zx + 128,
                    **epilogue(node, found["types"][2], found["mode"]))
     return Kernel("x86_qconv.c.j2", context, [x.name, y.name],
-                  tables=dict(w=pack_pairs(weights, found["lanes"]), rq=found["rq"]),
+                  tables=dict(w=pack_pairs(weights, found["lanes"]), rq=found["rq"],
+                              wq=pack_quads(weights, found["lanes"]),
+                              bq=vnni_bias(found["bias"], weights, zx, found["lanes"])),
                   needs=COMMON)

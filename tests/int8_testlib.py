@@ -158,3 +158,29 @@ def layers_of(code: str, marker: str) -> int:
     functions = [re.search(r"EDGECC_LAYER void (\w+)\(", block).group(1)
                  for block in code.split("\n/* node ")[1:] if marker in block]
     return sum(len(re.findall(rf"\b{f}\(", code)) - 1 for f in functions)
+
+
+def qadd_program(name, rng, count, edge):
+    """Same-shape QAdds (sizes on and off multiples of 8 and 16), random and power-of-two
+    scales, an output scale far below the inputs' (a left shift), clamps; ``edge(rng, shape,
+    kind)`` draws the inputs (kind 0..3: the backend test's extreme-value mixes)."""
+    from edgecc.ir import quant_ref as R
+    from edgecc.ir.ops.int8_arith_ops import QBinaryAttrs
+    p = Program(name)
+    for i in range(count):
+        shape = tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 5))))
+        if i % 3 == 0:
+            s_a = s_b = 2.0**-5
+            s_y = 2.0 ** -int(rng.integers(3, 5))
+        else:
+            s_a, s_b = rng.uniform(0.005, 0.1, 2)
+            s_y = (s_a + s_b) * rng.uniform(0.6, 1.5)
+        if i % 7 == 5:
+            s_y = max(s_a, s_b) * 2.0**-21
+        qa, qb, qy = rand_q(rng, I8, s_a), rand_q(rng, I8, s_b), rand_q(rng, I8, s_y)
+        a, b = edge(rng, shape, i % 4), edge(rng, shape, (i + 1) % 4)
+        act = rand_act(rng, i % 4, qy)
+        want = R.qadd(a, qa, b, qb, qy, I8, bounds(act, I8, qy))
+        p.node("QAdd", [p.input(a, qa), p.input(b, qb)], QBinaryAttrs(act), want, qy,
+               f"{shape} act={act}")
+    return p

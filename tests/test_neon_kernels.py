@@ -20,7 +20,8 @@ import subprocess
 
 import numpy as np
 import pytest
-from int8_testlib import I8, WIDE, Program, bounds, fit_scale, qp, rand_act, rand_q
+from int8_testlib import (I8, WIDE, Program, bounds, fit_scale, qadd_program, qp, rand_act,
+                          rand_q)
 
 from edgecc.backends.codegen import generate
 from edgecc.compiler.driver import _layout_and_plan
@@ -406,3 +407,48 @@ def test_float_fully_connected_layers_match_the_portable_kernels(tmp_path):
     for k, (o, e, label) in enumerate(zip(run_host(build, p.feeds), want, p.labels)):
         scale = float(np.max(np.abs(e))) or 1.0
         assert np.all(np.abs(o - e) <= 1e-4 * scale), f"case {k} {label}"
+
+
+def test_int8_adds_are_bit_exact(tmp_path):
+    """Same-shape QAdds: sizes on and off multiples of 16, random and power-of-two scales, an
+    output scale far below the inputs' (a left shift), fused clamps, extreme inputs."""
+    p = qadd_program("neon_add", np.random.default_rng(19), 24, edge_values)
+    p.g.verify()
+    for target in TARGETS:
+        files, graph = compile_for(p, target)
+        assert files["model.c"].count("requantized, added, requantized */") == len(p.labels)
+        build = build_host(files, graph, "model", str(tmp_path / target),
+                           **get_target(target).build_options())
+        compare(run_host(build, p.feeds), p, target)
+
+
+def test_float_average_pools_match_the_portable_kernels(tmp_path):
+    """Global float AveragePools of a convolution's (NHWC) output go NHWC (a ReduceMean over H
+    and W, no transpose); others stay NCHW. Both within 1e-5 of the portable build."""
+    from edgecc.ir import DType, Node, TensorType
+    from edgecc.ir.ops.pool import PoolAttrs
+    rng = np.random.default_rng(20)
+    p = Program("neon_avgpool")
+    for i, (n, c, h, w) in enumerate([(1, 64, 4, 4), (2, 3, 5, 7), (1, 17, 8, 8), (1, 5, 6, 6)]):
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        mid = f"mid{i}"
+        p.g.types[mid] = TensorType(DType.FLOAT32, x.shape)
+        wc = p.const(rng.standard_normal((c, c, 1, 1)).astype(np.float32))
+        p.g.nodes.append(Node("Conv", (p.input(x), wc), (mid,),
+                              ConvAttrs((1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1, None),
+                              name=f"conv{i}"))
+        if i < 3:
+            p.node("AveragePool", [mid], PoolAttrs((h, w), (1, 1), (0, 0, 0, 0), (1, 1)),
+                   np.zeros((n, c, 1, 1), np.float32), label=f"global {(n, c, h, w)}")
+        else:
+            p.node("AveragePool", [mid], PoolAttrs((2, 2), (2, 2), (0, 0, 0, 0), (1, 1)),
+                   np.zeros((n, c, h // 2, w // 2), np.float32), label=f"2x2 {(n, c, h, w)}")
+    p.g.verify()
+    generic = generate(p.g, plan_memory(p.g), "model", get_target("generic").backend_chain())
+    want = run_host(build_host(generic, p.g, "model", str(tmp_path / "generic")), p.feeds)
+    files, graph = compile_for(p, "aarch64-neon")
+    assert sum(n.op == "ReduceMean" for n in graph.nodes) == 3
+    build = build_host(files, graph, "model", str(tmp_path / "neon"),
+                       **get_target("aarch64-neon").build_options())
+    for k, (o, e, label) in enumerate(zip(run_host(build, p.feeds), want, p.labels)):
+        assert np.allclose(o, e, rtol=1e-5, atol=1e-6), f"case {k} {label}"

@@ -11,9 +11,10 @@ built for a CPU without NEON (``neon_common.c.j2``)."""
 import os
 
 from ..kernels import Backend
-from . import float_conv, float_fc, int8_conv, int8_depthwise, int8_fc, int8_mean
+from . import float_conv, float_fc, int8_conv, int8_depthwise, int8_eltwise, int8_fc, int8_mean
 
 TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
-MODULES = (float_conv, float_fc, int8_conv, int8_depthwise, int8_fc, int8_mean)  # asked in order
+MODULES = (float_conv, float_fc, int8_conv, int8_depthwise, int8_eltwise, int8_fc,
+           int8_mean)  # asked in order
 
 BACKEND = Backend.collect("neon", TEMPLATES, MODULES)

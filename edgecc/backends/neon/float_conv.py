@@ -106,6 +106,13 @@ def follows_nhwc(graph, node) -> bool:
     return y_t.dtype == DType.FLOAT32 and y_t.rank == 4
 
 
+@accepts("AveragePool")
+def global_average(graph, node) -> bool:
+    """A float32 4-D AveragePool: passes/layout_nhwc.py turns it into a ReduceMean over H and
+    W of its NHWC input when it is global (no transpose; the portable kernel computes it)."""
+    return graph.types[node.inputs[0]].dtype == DType.FLOAT32
+
+
 def epilogue(node) -> dict:
     """``vector``: "relu", "clip" (``lo``/``hi`` C literals, None: no bound) or None; ``post``:
     the scalar C expression of any other activation over ``v``, applied after the layer."""

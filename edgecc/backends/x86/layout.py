@@ -1,31 +1,6 @@
-"""The x86-avx2 target's layout pass: passes/layout_nhwc.py's NHWC conversion, applied only to
-the nodes an x86 kernel takes. A kernel module states what it takes with ``@accepts("Conv")``
-on a predicate over the NCHW graph and node; a node goes NHWC when one predicate of its op
-accepts it, so every NHWC node this pass leaves has an AVX2 kernel and every other node keeps
-the portable kernels' NCHW."""
-from __future__ import annotations
+"""The x86 targets' layout pass: NHWC for exactly the nodes an x86 kernel takes
+(backends/layout_rule.py; kernel modules register with ``@accepts``)."""
+from ..layout_rule import LayoutRule
 
-from typing import Callable, Dict, List
-
-from ...ir import Graph, Node
-from ...passes import layout_nhwc
-
-ACCEPTS: Dict[str, List[Callable[[Graph, Node], bool]]] = {}
-
-
-def accepts(*ops: str):
-    """Marks a predicate (graph, NCHW node) -> bool: an x86 kernel takes the node in NHWC."""
-    def mark(fn):
-        for op in ops:
-            ACCEPTS.setdefault(op, []).append(fn)
-        return fn
-    return mark
-
-
-def convertible(graph: Graph, node: Node) -> bool:
-    from . import BACKEND  # noqa: F401  (imports the kernel modules, which register)
-    return any(accept(graph, node) for accept in ACCEPTS.get(node.op, ()))
-
-
-def to_nhwc(graph: Graph) -> Graph:
-    return layout_nhwc.to_nhwc(graph, convertible=convertible)
+RULE = LayoutRule("edgecc.backends.x86")
+accepts, to_nhwc = RULE.accepts, RULE.to_nhwc

@@ -101,19 +101,24 @@ def conv_cases(rng, count, depthwise=False):
         c = int(rng.choice([1, 2, 3, 5, 8, 13, 16, 17, 24, 31, 33, 40, 64]))
         m = int(rng.choice([1, 3, 7, 8, 9, 15, 16, 17, 24, 31, 33, 40]))
         if depthwise:
-            c = m = int(rng.choice([2, 3, 8, 15, 16, 17, 24, 31, 33, 48]))  # (1: group 1)
+            c = m = int(rng.choice([2, 3, 8, 15, 16, 17, 24, 31, 32, 33, 48, 64, 72, 97]))  # (1: group 1)
+        wide = depthwise and i % 4 == 1  # the VNNI row loop's shapes: 3x3, stride 1 or 2
+        if wide:
+            strides, dil = ((1, 1) if i % 8 == 1 else (2, 2)), (1, 1)
+            pads = (1, 1, 1, 1) if i % 16 == 1 else tuple(int(v) for v in rng.integers(0, 3, 4))
+            c = m = (8, 48, 48, 40, 64, 16)[i // 4 % 6]
         group, cg = (c, 1) if depthwise else (1, c)
         n = int(rng.integers(1, 3))
         size = []
         for k, s, d, pb, pe in ((kh, strides[0], dil[0], pads[0], pads[2]),
                                 (kw, strides[1], dil[1], pads[1], pads[3])):
-            v = int(rng.integers(1, 10))
+            v = int(rng.integers(1, 10)) + (8 if wide else 0)
             while (v + pb + pe - (k - 1) * d - 1) // s + 1 < 1:
                 v += 1
             size.append(v)
         out_sp = tuple((size[j] + pads[j] + pads[2 + j] - ((kh, kw)[j] - 1) * dil[j] - 1)
                        // strides[j] + 1 for j in range(2))
-        edge = i % 4  # 0: random; 1..3: the saturation edge (extreme inputs and weights)
+        edge = i // 4 % 4 if wide else i % 4  # 0: random; 1..3: the saturation edge
         halves = i % 5 == 2
         s_x = 2.0**-4 if halves else rng.uniform(0.01, 0.05)
         s_w = 2.0 ** -rng.integers(5, 9, m) if halves else rng.uniform(0.002, 0.02, m)

@@ -75,6 +75,9 @@ since for h >= 0 RDBP rounds up exactly when h mod 2^e >= 2^(e-1), i.e. floor((h
 2^e), for h < 0 exactly when h mod 2^e >= 2^(e-1) + 1, i.e. floor((h + 2^(e-1) - 1) / 2^e),
 and floor((X + zy 2^e) / 2^e) = floor(X / 2^e) + zy. No lane overflows: |h| <= |acc| + 1 <
 2^30 + 1 and |2^(e-1) + zy 2^e| <= 2^21 + 2^29; the clamp to [act_min, act_max] follows.
+Every caller narrows the int32 result to int8 with signed saturation (vpackssdw to int16, then
+vpacksswb), i.e. clamp(v, -128, 127) for every int32 v, so a bound equal to -128 or 127 is
+dropped (modes 3: act_max = 127, only max(v, act_min); 4: neither bound).
 
 Preconditions (``layer``): int8 input, output and constant weights (zero point 0), constant
 bias or none, per-tensor input quantization, |shift| <= 31, and K = kh kw C <= 4096 (the patches
@@ -165,6 +168,8 @@ def epilogue(node, y_t, mode: int) -> dict:
     act_min, act_max = activation_bounds(node.attrs.activation, y_t)
     zy = int(y_t.quant.zero_point[0])
     off = 0 if mode == 2 else zy
+    if mode == 2 and act_max >= 127:  # the narrowing's saturation clamps to [-128, 127]
+        mode = 4 if act_min <= -128 else 3
     return dict(mode=mode, zy=zy, lo=act_min - off, hi=act_max - off)
 
 

@@ -16,14 +16,14 @@ AVX-512 VL and VNNI (skipped otherwise); both builds must equal the model and th
 """
 import numpy as np
 import pytest
-from int8_testlib import I8, SEED, WIDE, Program, bounds, fit_scale, layers_of, qp, rand_act, rand_q
+from int8_testlib import (I8, SEED, WIDE, Program, bounds, fit_scale, layers_of, qadd_program, qp,
+                          rand_act, rand_q)
 
 from edgecc.backends.codegen import generate
 from edgecc.compiler.driver import _layout_and_plan
 from edgecc.ir import quant_ref as R
 from edgecc.ir.ops.conv import ConvAttrs
 from edgecc.ir.ops.gemm import GemmAttrs
-from edgecc.ir.ops.int8_arith_ops import QBinaryAttrs
 from edgecc.ir.ops.pool import PoolAttrs
 from edgecc.ir.ops.quantize_linear import QuantizeAttrs
 from edgecc.ir.ops.reduce import ReduceAttrs
@@ -174,26 +174,8 @@ def fc_cases(rng, count):
 
 
 def add_cases(rng, count):
-    """Same-shape adds (sizes on and off multiples of 8), random and power-of-two scales,
-    an output scale far below the inputs' (a left shift), clamps, extreme inputs."""
-    p = Program("x86_add")
-    for i in range(count):
-        shape = tuple(int(v) for v in rng.integers(1, 9, int(rng.integers(1, 5))))
-        if i % 3 == 0:
-            s_a = s_b = 2.0**-5
-            s_y = 2.0 ** -int(rng.integers(3, 5))
-        else:
-            s_a, s_b = rng.uniform(0.005, 0.1, 2)
-            s_y = (s_a + s_b) * rng.uniform(0.6, 1.5)
-        if i % 7 == 5:
-            s_y = max(s_a, s_b) * 2.0**-21
-        qa, qb, qy = rand_q(rng, I8, s_a), rand_q(rng, I8, s_b), rand_q(rng, I8, s_y)
-        a, b = edge_inputs(rng, shape, i % 4), edge_inputs(rng, shape, (i + 1) % 4)
-        act = rand_act(rng, i % 4, qy)
-        want = R.qadd(a, qa, b, qb, qy, I8, bounds(act, I8, qy))
-        p.node("QAdd", [p.input(a, qa), p.input(b, qb)], QBinaryAttrs(act), want, qy,
-               f"{shape} act={act}")
-    return p
+    """Same-shape adds (int8_testlib.qadd_program) on this file's extreme inputs."""
+    return qadd_program("x86_add", rng, count, edge_inputs)
 
 
 def max_pool_ref(x, k, s, pads, out_sp):

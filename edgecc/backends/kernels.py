@@ -157,3 +157,18 @@ def collapse_loops(shape, *stride_lists):
             del dims[i]
         i -= 1
     return dims, strides
+
+
+def gemm_bias(graph: Graph, node, n: int) -> Optional[np.ndarray]:
+    """A float Gemm/MatMul's constant bias as float32 [n] (zeros without one, or with beta 0),
+    or None when its C is not a constant row of n (or 1) values with beta 1: what the SIMD
+    fully connected kernels take."""
+    if node.op == "MatMul" or len(node.inputs) < 3 or not node.inputs[2] \
+            or node.attrs.beta == 0.0:
+        return np.zeros(n, np.float32)
+    name = node.inputs[2]
+    t = graph.types[name]
+    if (name not in graph.constants or t.dtype != DType.FLOAT32 or node.attrs.beta != 1.0
+            or int(np.prod(t.shape)) not in (1, n) or (t.rank == 2 and t.shape[0] != 1)):
+        return None
+    return np.broadcast_to(graph.constants[name].astype(np.float32).reshape(-1), (n,)).copy()

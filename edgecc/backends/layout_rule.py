@@ -9,8 +9,15 @@ from __future__ import annotations
 import importlib
 from typing import Callable, Dict, List
 
-from ..ir import Graph, Node
+import numpy as np
+
+from ..ir import DType, Graph, Node
+from ..ir.ops.elementwise import BINARY_NUMPY, UNARY
 from ..passes import layout_nhwc
+
+# the float ops that go NHWC on every SIMD backend with float convolutions: see the predicates
+# at the end (register them with ``RULE.accepts(*FOLLOWS_NHWC)(float_follows_nhwc)``)
+FOLLOWS_NHWC = (*UNARY, *BINARY_NUMPY)
 
 
 class LayoutRule:
@@ -32,3 +39,25 @@ class LayoutRule:
 
     def to_nhwc(self, graph: Graph) -> Graph:
         return layout_nhwc.to_nhwc(graph, convertible=self.convertible)
+
+
+def float_follows_nhwc(graph: Graph, node: Node) -> bool:
+    """A float32 pointwise op (Add, Relu...) whose runtime inputs all have its output's shape
+    and whose constant inputs are single values computes the same in NHWC: the layout pass
+    lets it follow NHWC inputs (the portable kernel runs it) instead of transposing them back
+    (a residual Add between two convolutions, which the layout pass then fuses)."""
+    y_t = graph.types[node.outputs[0]]
+    for name in node.inputs:
+        if not name:
+            continue
+        t = graph.types[name]
+        if t.dtype != DType.FLOAT32 or (t.shape != y_t.shape if name not in graph.constants
+                                        else int(np.prod(t.shape)) != 1):
+            return False
+    return y_t.dtype == DType.FLOAT32 and y_t.rank == 4
+
+
+def float_average_pool(graph: Graph, node: Node) -> bool:
+    """A float32 4-D AveragePool: passes/layout_nhwc.py turns it into a ReduceMean over H and
+    W of its NHWC input when it is global (no transpose)."""
+    return graph.types[node.inputs[0]].dtype == DType.FLOAT32

@@ -10,22 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import DType
-from ..kernels import kernel
+from ..kernels import gemm_bias, kernel
 from .float_conv import MAX_K, dense_kernel, epilogue
-
-
-def bias_of(graph, node, n: int):
-    """The constant bias as float32 [n] (zeros without one), or None for a C the kernel does
-    not take."""
-    if node.op == "MatMul" or len(node.inputs) < 3 or not node.inputs[2] \
-            or node.attrs.beta == 0.0:
-        return np.zeros(n, np.float32)
-    name = node.inputs[2]
-    t = graph.types[name]
-    if (name not in graph.constants or t.dtype != DType.FLOAT32 or node.attrs.beta != 1.0
-            or int(np.prod(t.shape)) not in (1, n) or (t.rank == 2 and t.shape[0] != 1)):
-        return None
-    return np.broadcast_to(graph.constants[name].astype(np.float32).reshape(-1), (n,)).copy()
 
 
 @kernel("Gemm", "MatMul")
@@ -42,7 +28,7 @@ def fully_connected(ctx, node):
         trans_b = node.attrs.trans_b
     r, k = a_t.shape
     n = y_t.shape[1]
-    bias = bias_of(g, node, n)
+    bias = gemm_bias(g, node, n)
     if bias is None or k > MAX_K:
         return None
     b = g.constants[node.inputs[1]].astype(np.float32)

@@ -49,10 +49,10 @@ from typing import Optional
 import numpy as np
 
 from ...ir import DType
-from ...ir.ops.elementwise import BINARY_NUMPY, UNARY
 from ..codegen import c_literal
 from ..generic.elementwise import activation_expr
 from ..kernels import Kernel, kernel
+from ..layout_rule import FOLLOWS_NHWC, float_average_pool, float_follows_nhwc
 from .layout import accepts
 
 COMMON = ("x86_common.c.j2",)  # = backends/x86.COMMON (not imported: circular)
@@ -95,28 +95,9 @@ def takes(graph, node) -> bool:
     return node.op == "Conv" and _kind(graph, node, nhwc=False) is not None
 
 
-@accepts(*UNARY, *BINARY_NUMPY)
-def follows_nhwc(graph, node) -> bool:
-    """A float32 pointwise op (Add, Relu...) whose runtime inputs all have its output's shape
-    and whose constant inputs are single values computes the same in NHWC: the layout pass
-    lets it follow NHWC inputs (the portable kernel runs it) instead of transposing them back
-    (a residual Add between two convolutions)."""
-    y_t = graph.types[node.outputs[0]]
-    for name in node.inputs:
-        if not name:
-            continue
-        t = graph.types[name]
-        if t.dtype != DType.FLOAT32 or (t.shape != y_t.shape if name not in graph.constants
-                                        else int(np.prod(t.shape)) != 1):
-            return False
-    return y_t.dtype == DType.FLOAT32 and y_t.rank == 4
-
-
-@accepts("AveragePool")
-def global_average(graph, node) -> bool:
-    """A float32 4-D AveragePool: passes/layout_nhwc.py turns it into a ReduceMean over H and
-    W of its NHWC input when it is global (no transpose; float_pool.py computes it)."""
-    return graph.types[node.inputs[0]].dtype == DType.FLOAT32
+# float pointwise ops and global average pools go NHWC with the convolutions
+accepts(*FOLLOWS_NHWC)(float_follows_nhwc)
+accepts("AveragePool")(float_average_pool)
 
 
 def epilogue(node, dtype=DType.FLOAT32) -> dict:

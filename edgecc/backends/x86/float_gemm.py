@@ -21,24 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import DType
-from ..kernels import Kernel, kernel
+from ..kernels import Kernel, gemm_bias, kernel
 from .float_conv import COMMON, _tail_mask, epilogue
 
 CHUNK = 8  # blocks of 8 outputs per chunk
-
-
-def _bias(graph, node, n: int):
-    """The constant bias as float32 [n] (zeros when there is none), or None when the node's
-    C is not one the kernel takes."""
-    if node.op == "MatMul" or len(node.inputs) < 3 or not node.inputs[2] \
-            or node.attrs.beta == 0.0:
-        return np.zeros(n, np.float32)
-    name = node.inputs[2]
-    t = graph.types[name]
-    if (name not in graph.constants or t.dtype != DType.FLOAT32 or node.attrs.beta != 1.0
-            or int(np.prod(t.shape)) not in (1, n) or (t.rank == 2 and t.shape[0] != 1)):
-        return None
-    return np.broadcast_to(graph.constants[name].astype(np.float32).reshape(-1), (n,)).copy()
 
 
 @kernel("Gemm", "MatMul")
@@ -55,7 +41,7 @@ def fully_connected(ctx, node):
         trans_b = node.attrs.trans_b
     r, k = a_t.shape
     n = y_t.shape[1]
-    bias = _bias(graph, node, n)
+    bias = gemm_bias(graph, node, n)
     if bias is None:
         return None
     b = graph.constants[node.inputs[1]].astype(np.float32)

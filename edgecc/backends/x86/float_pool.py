@@ -1,5 +1,5 @@
 """float32 global average on AVX2 (issue 13): the ReduceMean over H and W of an NHWC tensor
-that passes/layout_nhwc.py makes of a global AveragePool (float_conv.global_average).
+that passes/layout_nhwc.py makes of a global AveragePool (layout_rule.float_average_pool).
 
 Takes a ReduceMean of a float32 4-D tensor over axes (1, 2); anything else returns None.
 

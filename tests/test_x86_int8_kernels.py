@@ -290,6 +290,9 @@ def test_cases_are_taken_by_the_avx2_kernels(program):
     if kind in VNNI_KINDS:  # and the vpdpbusd path, for builds with AVX512-VNNI and VL
         assert "_mm256_dpbusd_epi32" in code
         assert "#if defined(__AVX512VNNI__) && defined(__AVX512VL__)" in code
+    if kind == "conv":  # the VNNI row form (x86_qconv_rows.c.j2) and both zmm-pair loops
+        assert code.count("VNNI, row form") >= 5
+        assert "2 x 16 channels, in zmm registers" in code and "one zmm register each" in code
 
 
 @pytest.mark.parametrize("target", X86_TARGETS)

@@ -46,7 +46,19 @@ w (u - 128 - zx) of the sum above is 0, as in the portable kernel. Blocks of 4 t
 (VNNI_PB: the count that pads the layer's pixels least) x 16 channels (two vectors of 8) stay
 in registers (AVX512VL gives 32 ymm registers).
 The weights are s8 as stored, packed per 16-channel block as [K4 / 4][16 lanes][4 k] (the lane
-order of the AVX2 path, so its requantization records and stores serve both). Exact: each
+order of the AVX2 path, so its requantization records and stores serve both). Two 16-channel
+blocks are computed together in zmm registers (16 int32 lanes: one block's two vectors), so
+each broadcast input quad feeds two vpdpbusd; the halves are requantized as ymm.
+Row form (``row_form_of``, x86_qconv_rows.c.j2; no patches): per output row, the KH input rows
+it reads are flipped to u8 once into a stack buffer with their padding columns (u = zx + 128),
+and each output pixel's run of KW x C bytes per row is read in place as RQ = ceil(KW C / 4)
+quads, against weights repacked [KH][4 RQ] per channel with zeros past KW C (table wr): the
+bytes past the run belong to the next pixels or the slack but meet a zero weight, so they add
+0. Taken for a contiguous run (dilation width 1) that is a multiple of 4 bytes or at least 9
+bytes long (at most a third of the MACs then meet zero weights), e.g. the first convolutions
+(C = 1 or 3), whose patch gathering cost more than their MACs. Measured on this machine
+(bench/x86.py, x86-avx512-vnni vs onnxruntime): MobileNetV1 0.51 -> 0.42, ResNet-8 0.45 ->
+0.32, DS-CNN 0.59 -> 0.52 with the zmm pairs. Exact: each
 product |u w| <= 255 * 128 < 2^15, four of them below 2^17, so every vpdpbusd step is an exact
 int32 addition modulo 2^32; the exact acc is the same as above (bounded below 2^31), so its
 value modulo 2^32 is the acc. b'' is stored modulo 2^32 as int32 (it may exceed int32 where
@@ -100,6 +112,7 @@ PB = 4          # output pixels per block
 VNNI_PB = (6, 5, 4)  # output pixels per block on the VNNI path: the one padding P least
 MAX_K = 4096    # patch length (int16 on the stack: at least PB * 2 * MAX_K bytes)
 CHUNK_BYTES = 16384  # patches gathered at once (stack): then each weight block over them all
+ROWS_BYTES = 16384  # the VNNI row form's padded input rows (stack)
 FIELDS = 6      # per vector of 8 lanes: bias, M0, left, right, mask (or r), half
 ACC_LIMIT = 1 << 30  # the short requantization's bounds (edgecc_x86_rq mode 2)
 MAX_SHIFT = 22
@@ -286,8 +299,31 @@ def qconv_nhwc(ctx, node):
                    K4=k4, PBV=pbv, PCV=chunk_of(p_all, pbv, k4),
                    CONTIGUOUS_V=rows and c % 4 == 0, UPAD=zx + 128,
                    **epilogue(node, found["types"][2], found["mode"]))
-    return Kernel("x86_qconv.c.j2", context, [x.name, y.name],
-                  tables=dict(w=pack_pairs(weights, found["lanes"]), rq=found["rq"],
-                              wq=pack_quads(weights, found["lanes"]),
-                              bq=vnni_bias(found["bias"], weights, zx, found["lanes"])),
-                  needs=COMMON)
+    tables = dict(w=pack_pairs(weights, found["lanes"]), rq=found["rq"],
+                  wq=pack_quads(weights, found["lanes"]),
+                  bq=vnni_bias(found["bias"], weights, zx, found["lanes"]))
+    row_form = row_form_of(context)
+    context.update(ROWS_V=row_form is not None, **(row_form or {}))
+    if row_form is not None:
+        run, r4 = context["KW"] * c, 4 * row_form["RQ"]
+        padded = np.zeros((m, context["KH"], r4), np.int64)
+        padded[:, :, :run] = weights.reshape(m, context["KH"], run)
+        tables["wr"] = pack_quads(padded.reshape(m, -1), found["lanes"])
+    return Kernel("x86_qconv.c.j2", context, [x.name, y.name], tables=tables, needs=COMMON)
+
+
+def row_form_of(ctx: dict) -> Optional[dict]:
+    """The VNNI row form's values (x86_qconv_rows.c.j2), or None where the patch form stays:
+    1x1 stride-1 layers (rows already in place), a dilated width (runs not contiguous), runs
+    of fewer than 9 bytes not a multiple of 4 (more than a third of the MACs would meet zero
+    weights), or KH rows of more than ROWS_BYTES."""
+    run = ctx["KW"] * ctx["C"]
+    if ctx["CONTIGUOUS_V"] or ctx["DW"] != 1 or (run % 4 and run < 9):
+        return None
+    rq = -(-run // 4)
+    used = max((ctx["OW"] - 1) * ctx["SW"] * ctx["C"] + 4 * rq, (ctx["PL"] + ctx["W"]) * ctx["C"])
+    rb = -(-used // 32) * 32
+    if ctx["KH"] * rb > ROWS_BYTES:
+        return None
+    pbr = min(VNNI_PB, key=lambda b: (-(-ctx["OW"] // b) * b, -b))
+    return dict(RQ=rq, RB=rb, PBR=pbr, N=ctx["P"] // (ctx["OH"] * ctx["OW"]))

@@ -107,12 +107,15 @@ def conv_cases(rng, count, depthwise=False):
             strides, dil = ((1, 1) if i % 8 == 1 else (2, 2)), (1, 1)
             pads = (1, 1, 1, 1) if i % 16 == 1 else tuple(int(v) for v in rng.integers(0, 3, 4))
             c = m = (8, 48, 48, 40, 64, 16)[i // 4 % 6]
+        big = not depthwise and i == count - 1  # the VNNI row form flipping rows per output row
+        if big:
+            kh, kw, dil, c = 3, 3, (1, 1), 3
         group, cg = (c, 1) if depthwise else (1, c)
         n = int(rng.integers(1, 3))
         size = []
         for k, s, d, pb, pe in ((kh, strides[0], dil[0], pads[0], pads[2]),
                                 (kw, strides[1], dil[1], pads[1], pads[3])):
-            v = int(rng.integers(1, 10)) + (8 if wide else 0)
+            v = int(rng.integers(1, 10)) + (8 if wide else 0) + (120 if big else 0)
             while (v + pb + pe - (k - 1) * d - 1) // s + 1 < 1:
                 v += 1
             size.append(v)
@@ -293,6 +296,10 @@ def test_cases_are_taken_by_the_avx2_kernels(program):
     if kind == "conv":  # the VNNI row form (x86_qconv_rows.c.j2) and both zmm-pair loops
         assert code.count("VNNI, row form") >= 5
         assert "2 x 16 channels, in zmm registers" in code and "one zmm register each" in code
+        assert "the whole input's, flipped once" in code and "flipped per output row" in code
+    if kind == "depthwise":  # the VNNI row loop over a padded copy, and over the inside columns
+        assert code.count("all: the padded copy's") >= 3
+        assert "windows inside the input's columns" in code
 
 
 @pytest.mark.parametrize("target", X86_TARGETS)

@@ -316,7 +316,8 @@ def row_form_of(ctx: dict) -> Optional[dict]:
     """The VNNI row form's values (x86_qconv_rows.c.j2), or None where the patch form stays:
     1x1 stride-1 layers (rows already in place), a dilated width (runs not contiguous), runs
     of fewer than 9 bytes not a multiple of 4 (more than a third of the MACs would meet zero
-    weights), or KH rows of more than ROWS_BYTES."""
+    weights), or KH rows of more than ROWS_BYTES. WHOLE: all the padded rows fit ROWS_BYTES,
+    flipped once per image (else the KH rows of each output row, per output row)."""
     run = ctx["KW"] * ctx["C"]
     if ctx["CONTIGUOUS_V"] or ctx["DW"] != 1 or (run % 4 and run < 9):
         return None
@@ -326,4 +327,7 @@ def row_form_of(ctx: dict) -> Optional[dict]:
     if ctx["KH"] * rb > ROWS_BYTES:
         return None
     pbr = min(VNNI_PB, key=lambda b: (-(-ctx["OW"] // b) * b, -b))
-    return dict(RQ=rq, RB=rb, PBR=pbr, N=ctx["P"] // (ctx["OH"] * ctx["OW"]))
+    hp = (ctx["OH"] - 1) * ctx["SH"] + (ctx["KH"] - 1) * ctx["DH"] + 1  # padded rows read
+    whole = hp * rb <= ROWS_BYTES
+    return dict(RQ=rq, RB=rb, PBR=pbr, N=ctx["P"] // (ctx["OH"] * ctx["OW"]), HP=hp,
+                WHOLE=whole, KSTEP=ctx["DH"] * rb if whole else rb)

@@ -20,6 +20,8 @@ from ..errors import EdgeccError
 TARGET_OPSET = 21
 DEFAULT_DOMAINS = ("", "ai.onnx")
 CONTRIB_DOMAIN = "com.microsoft"
+QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general")  # Brevitas' export_qonnx
+QONNX_SHAPE_AS_INPUT = ("Quant", "BipolarQuant")  # elementwise on input 0
 
 # The com.microsoft quantized ops edgecc lowers (compiler/lowering/qlinear.py). onnx has no
 # schema for them, so their output shapes are inferred here as the standard op each wraps:
@@ -199,10 +201,20 @@ def _contrib_output_type(node: onnx.NodeProto, shapes: Dict[str, tuple], opset: 
 
 
 def _infer_contrib(model: onnx.ModelProto) -> bool:
-    """Add value_info for the outputs of CONTRIB_SHAPE_AS ops; True if any was added."""
+    """Add value_info for the outputs of CONTRIB_SHAPE_AS ops and of QONNX's quantizers
+    (float, input 0's shape); True if any was added."""
     shapes = static_shapes(model)
     added = False
     for node in model.graph.node:
+        if (node.domain in QONNX_DOMAINS and node.op_type in QONNX_SHAPE_AS_INPUT
+                and node.output and node.output[0] not in shapes and node.input
+                and node.input[0] in shapes):
+            found = (onnx.TensorProto.FLOAT, shapes[node.input[0]][1])
+            model.graph.value_info.append(
+                helper.make_tensor_value_info(node.output[0], found[0], found[1]))
+            shapes[node.output[0]] = found
+            added = True
+            continue
         if (node.domain != CONTRIB_DOMAIN or node.op_type not in CONTRIB_SHAPE_AS
                 or not node.output or node.output[0] in shapes):
             continue

@@ -154,6 +154,42 @@ def is_exact_op(node: onnx.NodeProto) -> bool:
     return (node.domain if node.domain != "ai.onnx" else "", node.op_type) in EXACT_OPS
 
 
+QONNX_OPS = ("Quant", "BipolarQuant")
+
+
+def is_qonnx_op(node: onnx.NodeProto) -> bool:
+    from ..compiler.loader import QONNX_DOMAINS
+    return node.domain in QONNX_DOMAINS and node.op_type in QONNX_OPS
+
+
+def qonnx_node(node: onnx.NodeProto, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
+    """QONNX's Quant / BipolarQuant as the qonnx package executes them (its functions when it
+    is installed, else edgecc's numpy twin, tests/test_qonnx.py checks them equal)."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    rounding = attrs.get("rounding_mode", b"ROUND")
+    rounding = (rounding.decode() if isinstance(rounding, bytes) else rounding).upper()
+    try:
+        from qonnx.custom_op.general.bipolar_quant import binary_quant
+        from qonnx.custom_op.general.intquant import int_quant
+    except ImportError:
+        binary_quant = int_quant = None
+    if node.op_type == "BipolarQuant":
+        if binary_quant is not None:
+            return [np.asarray(binary_quant(inputs[0], inputs[1]), np.float32)]
+        from ..ir.ops.fake_quant import FakeQuantAttrs, fake_quant
+        return [fake_quant(inputs[0], inputs[1], np.float32(0), FakeQuantAttrs("bipolar"))]
+    signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
+    if int_quant is not None:
+        return [np.asarray(int_quant(inputs[0], inputs[1], inputs[2], inputs[3], signed, narrow,
+                                     "DOWN" if rounding == "ROUND_TO_ZERO" else rounding),
+                           np.float32)]
+    from ..ir.ops.fake_quant import FakeQuantAttrs, fake_quant, levels
+    bits = int(np.asarray(inputs[3]).reshape(-1)[0])
+    lo, hi = levels(bits, signed, narrow)
+    kind = "sign1" if bits == 1 and signed else "int"
+    return [fake_quant(inputs[0], inputs[1], inputs[2], FakeQuantAttrs(kind, lo, hi, rounding))]
+
+
 class ReferenceSession:
     """onnxruntime (graph optimizations off) with the EXACT_OPS nodes computed exactly.
     ``run(feed)`` returns every graph output, the ``extra`` tensors and the inputs by name."""
@@ -161,9 +197,10 @@ class ReferenceSession:
     def __init__(self, model: onnx.ModelProto, extra: Sequence[str] = ()):
         self.model = model
         self.exact_nodes = [n for n in model.graph.node if is_exact_op(n)]
+        self.qonnx_nodes = [n for n in model.graph.node if is_qonnx_op(n)]
         subgraphs = any(at.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                         for n in model.graph.node for at in n.attribute)
-        self.per_node = bool(self.exact_nodes) and not subgraphs
+        self.per_node = bool(self.exact_nodes or self.qonnx_nodes) and not subgraphs
         self.disagreement: Dict[str, float] = {}   # exact node output -> max |ort - exact|
         self.output_names = [o.name for o in model.graph.output]
         self.extra = list(dict.fromkeys(extra))
@@ -209,6 +246,10 @@ class ReferenceSession:
         values = dict(self.consts)
         values.update(feed)
         for k, node in enumerate(self.model.graph.node):
+            if is_qonnx_op(node):  # onnxruntime has no such op
+                outs = qonnx_node(node, [values[i] for i in node.input])
+                values.update(zip([o for o in node.output if o], outs))
+                continue
             got = self._ort_node(k, node, values)
             if is_exact_op(node):
                 exact = exact_node(node, [values.get(i) if i else None for i in node.input])
@@ -224,8 +265,11 @@ class ReferenceSession:
 
     def note(self) -> str:
         """One line: which reference decided the exact nodes, and whether onnxruntime agreed."""
+        qonnx = (f"reference: {len(self.qonnx_nodes)} QONNX quantizers as the qonnx package "
+                 "computes them (float32), the other nodes by onnxruntime"
+                 if self.qonnx_nodes and self.per_node else "")
         if not self.exact_nodes or not self.per_node:
-            return ""
+            return qonnx
         ops = sorted({n.op_type for n in self.exact_nodes})
         worst = max(self.disagreement.values(), default=0.0)
         off = sum(d > 1 for d in self.disagreement.values())

@@ -6,6 +6,7 @@ from . import (
                batchnorm,
                conv,
                elementwise,
+               fake_quant,
                gemm,
                int8,
                int8_arith,
@@ -21,5 +22,5 @@ from . import (
 
 BACKEND = Backend.collect(
     "generic", os.path.join(os.path.dirname(__file__), "templates"),
-    [batchnorm, conv, elementwise, gemm, int8, int8_arith, layernorm, movement, pool,
+    [batchnorm, conv, elementwise, fake_quant, gemm, int8, int8_arith, layernorm, movement, pool,
      quantize_linear, reduce, resize, softmax, tiles])

@@ -9,6 +9,7 @@ from . import (  # noqa: F401
                movement,
                pool,
                qlinear,
+               qonnx,
                quantize_linear,
                reduce,
                resize,

@@ -6,6 +6,7 @@ from . import (  # noqa: F401  (declare)
                batchnorm,
                conv,
                elementwise,
+               fake_quant,
                gemm,
                int8_arith_ops,
                int8_ops,

@@ -100,3 +100,27 @@ def test_brevitas_digits_cnn_matches_qonnx(wbits, abits, tmp_path):
     assert np.count_nonzero(q_pred != e_pred) <= 1
     assert close >= HELD_OUT - 3
     assert acc["edgecc"] > 0.5  # trained: far above chance (0.1)
+
+
+def test_brevitas_trunc_avg_pool_matches_qonnx(tmp_path):
+    """Brevitas' TruncAvgPool2d exports AveragePool then Trunc (v2): FakeTrunc, bit for bit."""
+    torch.manual_seed(7)
+    model = nn.Sequential(
+        qnn.QuantIdentity(bit_width=8, return_quant_tensor=True),
+        qnn.QuantConv2d(1, 4, 3, weight_bit_width=4, bias=False),
+        qnn.QuantReLU(bit_width=4, return_quant_tensor=True),
+        qnn.TruncAvgPool2d(kernel_size=2, stride=2, bit_width=4, float_to_int_impl_type="FLOOR"),
+        nn.Flatten()).eval()
+    path = str(tmp_path / "trunc.onnx")
+    export_qonnx(model, torch.randn(1, 1, 8, 8), export_path=path)
+    result = compile_model(path, "generic")
+    assert any(n.op == "FakeTrunc" for n in result.graph.nodes)
+    build = build_host(result.files, result.graph, "model", str(tmp_path / "b"), sanitize=True,
+                       opt="-O1")
+    wrapper = ModelWrapper(path).transform(InferShapes())
+    rng = np.random.default_rng(7)
+    for _ in range(10):
+        x = rng.normal(0, 1, (1, 1, 8, 8)).astype(np.float32)
+        want = execute_onnx(wrapper, {wrapper.graph.input[0].name: x})
+        got = run_host(build, [x])[0]
+        np.testing.assert_array_equal(got, want[wrapper.graph.output[0].name])

@@ -11,11 +11,13 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.general.bipolar_quant import binary_quant
 from qonnx.custom_op.general.intquant import int_quant
+from qonnx.custom_op.general.trunc import trunc_v1, trunc_v2
 from qonnx.transformation.infer_shapes import InferShapes
 
 from edgecc.compiler.driver import compile_model
 from edgecc.errors import EdgeccError
-from edgecc.ir.ops.fake_quant import ROUNDING, FakeQuantAttrs, fake_quant, levels
+from edgecc.ir.ops.fake_quant import (ROUNDING, FakeQuantAttrs, fake_quant, fake_trunc, levels,
+                                      trunc_constants)
 from edgecc.runner import build_host, run_host
 
 D = "qonnx.custom_op.general"
@@ -62,6 +64,30 @@ def test_fake_quant_equals_qonnx_binary_quant():
     x = edge_values(rng, (2, 3, 7), scale, np.float32(0))
     np.testing.assert_array_equal(fake_quant(x, scale, np.float32(0), FakeQuantAttrs("bipolar")),
                                   binary_quant(x, scale))
+
+
+@pytest.mark.parametrize("rounding", ["FLOOR", "ROUND", "CEIL", "DOWN", "HALF_UP"])
+def test_fake_trunc_equals_qonnx_trunc(rounding):
+    """Trunc v2 (Brevitas 0.13's export: output scale, clamp) and v1, against qonnx's own."""
+    rng = np.random.default_rng(17)
+    for signed in (False, True):
+        for in_bits, out_bits in ((8, 4), (10, 3), (6, 6)):
+            scale = rng.uniform(0.01, 0.1, (1, 3, 1, 1)).astype(np.float32)
+            zp = np.float32(0) if signed else np.float32(rng.integers(0, 3))
+            out_scale = (scale * np.float32(2.0 ** (in_bits - out_bits))
+                         * rng.uniform(0.9, 1.1, (1, 3, 1, 1))).astype(np.float32)
+            x = edge_values(rng, (2, 3, 4, 4), scale, zp) * np.float32(5)
+            consts, attrs = trunc_constants(scale, zp, in_bits, out_bits, out_scale, signed,
+                                            False, rounding)
+            want = trunc_v2(x, scale, zp, np.float32(in_bits), False, signed, out_scale,
+                            np.float32(out_bits), rounding)
+            np.testing.assert_array_equal(fake_trunc(x, *consts, attrs),
+                                          np.asarray(want, np.float32))
+            consts, attrs = trunc_constants(scale, zp, in_bits, out_bits, None, signed, False,
+                                            rounding)
+            want = trunc_v1(x, scale, zp, np.float32(in_bits), np.float32(out_bits), rounding)
+            np.testing.assert_array_equal(fake_trunc(x, *consts, attrs),
+                                          np.asarray(want, np.float32))
 
 
 def quant(inp, out, scale, zp, bits, signed=1, narrow=0, rounding="ROUND"):

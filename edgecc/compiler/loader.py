@@ -21,7 +21,7 @@ TARGET_OPSET = 21
 DEFAULT_DOMAINS = ("", "ai.onnx")
 CONTRIB_DOMAIN = "com.microsoft"
 QONNX_DOMAINS = ("qonnx.custom_op.general", "finn.custom_op.general")  # Brevitas' export_qonnx
-QONNX_SHAPE_AS_INPUT = ("Quant", "BipolarQuant")  # elementwise on input 0
+QONNX_SHAPE_AS_INPUT = ("Quant", "BipolarQuant", "Trunc")  # elementwise on input 0
 
 # The com.microsoft quantized ops edgecc lowers (compiler/lowering/qlinear.py). onnx has no
 # schema for them, so their output shapes are inferred here as the standard op each wraps:

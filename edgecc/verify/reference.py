@@ -154,7 +154,7 @@ def is_exact_op(node: onnx.NodeProto) -> bool:
     return (node.domain if node.domain != "ai.onnx" else "", node.op_type) in EXACT_OPS
 
 
-QONNX_OPS = ("Quant", "BipolarQuant")
+QONNX_OPS = ("Quant", "BipolarQuant", "Trunc")
 
 
 def is_qonnx_op(node: onnx.NodeProto) -> bool:
@@ -166,6 +166,8 @@ def qonnx_node(node: onnx.NodeProto, inputs: Sequence[np.ndarray]) -> List[np.nd
     """QONNX's Quant / BipolarQuant as the qonnx package executes them (its functions when it
     is installed, else edgecc's numpy twin, tests/test_qonnx.py checks them equal)."""
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if node.op_type == "Trunc":
+        return [_qonnx_trunc(node, inputs, attrs)]
     rounding = attrs.get("rounding_mode", b"ROUND")
     rounding = (rounding.decode() if isinstance(rounding, bytes) else rounding).upper()
     try:
@@ -188,6 +190,27 @@ def qonnx_node(node: onnx.NodeProto, inputs: Sequence[np.ndarray]) -> List[np.nd
     lo, hi = levels(bits, signed, narrow)
     kind = "sign1" if bits == 1 and signed else "int"
     return [fake_quant(inputs[0], inputs[1], inputs[2], FakeQuantAttrs(kind, lo, hi, rounding))]
+
+
+def _qonnx_trunc(node, inputs, attrs) -> np.ndarray:
+    """qonnx's trunc_v2 (6 inputs) or trunc_v1 (5)."""
+    rounding = attrs.get("rounding_mode", b"FLOOR")
+    rounding = (rounding.decode() if isinstance(rounding, bytes) else rounding).upper()
+    try:
+        from qonnx.custom_op.general.trunc import trunc_v1, trunc_v2
+    except ImportError:  # edgecc's numpy twin (tests/test_qonnx.py checks them equal)
+        from ..ir.ops.fake_quant import fake_trunc, trunc_constants
+        v2 = len(inputs) >= 6
+        bits = [int(np.asarray(inputs[p]).reshape(-1)[0]) for p in (3, 5 if v2 else 4)]
+        consts, fattrs = trunc_constants(inputs[1], inputs[2], *bits, inputs[4] if v2 else None,
+                                         bool(attrs.get("signed", 1)),
+                                         bool(attrs.get("narrow", 0)), rounding)
+        return fake_trunc(inputs[0], *consts, fattrs)
+    if len(inputs) >= 6:
+        return np.asarray(trunc_v2(inputs[0], inputs[1], inputs[2], inputs[3],
+                                   bool(attrs.get("narrow", 0)), bool(attrs.get("signed", 1)),
+                                   inputs[4], inputs[5], rounding), np.float32)
+    return np.asarray(trunc_v1(*inputs[:5], rounding), np.float32)
 
 
 class ReferenceSession:

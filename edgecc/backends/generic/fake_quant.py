@@ -28,3 +28,16 @@ def fake_quant(ctx, node):
         lo=f"{float(a.lo)!r}f", hi=f"{float(a.hi)!r}f", rnd=ROUND_C[a.rounding],
         ), [x.name, s.name, z.name, y.name],
         needs=("fake_quant_helpers.c.j2",) if "edgecc_sgnf" in ROUND_C[a.rounding] else ())
+
+
+@kernel("FakeTrunc")
+def fake_trunc(ctx, node):
+    views = [ctx.view(n) for n in node.inputs]
+    y = ctx.view(node.outputs[0])
+    dims, strides = collapse_loops(y.shape, *(broadcast_strides(v.shape, y.shape) for v in views),
+                                   y.strides)
+    a = node.attrs
+    return Kernel("fake_trunc.c.j2", dict(
+        y=y, dims=dims, st=strides, clamp=a.clamp, lo=f"{float(a.lo)!r}f",
+        hi=f"{float(a.hi)!r}f", rnd=ROUND_C[a.rounding]), [v.name for v in views] + [y.name],
+        needs=("fake_quant_helpers.c.j2",) if "edgecc_sgnf" in ROUND_C[a.rounding] else ())

@@ -1,5 +1,6 @@
-"""QONNX (Brevitas' export_qonnx): Quant and BipolarQuant -> FakeQuant (ir/ops/fake_quant.py),
-in the domains qonnx.custom_op.general and finn.custom_op.general (older exports).
+"""QONNX (Brevitas' export_qonnx): Quant and BipolarQuant -> FakeQuant, Trunc -> FakeTrunc
+(ir/ops/fake_quant.py), in the domains qonnx.custom_op.general and finn.custom_op.general
+(older exports).
 
 A Quant of a constant (a layer's weights) is folded at compile time: its output is the
 constant the qonnx executor computes. Scale, zero point and bit width must be compile-time
@@ -9,9 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import DType, TensorType
-from ...ir.ops.fake_quant import FakeQuantAttrs, ROUNDING, fake_quant, levels
+from ...ir.ops.fake_quant import (FakeQuantAttrs, ROUNDING, fake_quant, fake_trunc, levels,
+                                  trunc_constants)
 from ..loader import QONNX_DOMAINS
 from ..registry import lowering
+
+
+def _rounding(ctx, default: str) -> str:
+    rounding = ctx.attr("rounding_mode", default)
+    rounding = (rounding.decode() if isinstance(rounding, bytes) else rounding).upper()
+    if rounding not in ROUNDING:
+        raise ctx.error(f"rounding mode '{rounding}' (supported: {', '.join(ROUNDING)})")
+    return rounding
+
+
+def _bits(ctx, pos: int, what: str) -> int:
+    bits = np.asarray(ctx.const_input(pos, what)).reshape(-1)
+    if bits.size != 1 or not float(bits[0]).is_integer() or not 1 <= bits[0] <= 32:
+        raise ctx.error(f"{what} {bits.tolist()} must be one integer from 1 to 32")
+    return int(bits[0])
 
 
 def _finish(ctx, node, attrs: FakeQuantAttrs, scale, zero_point):
@@ -44,15 +61,9 @@ def _finish(ctx, node, attrs: FakeQuantAttrs, scale, zero_point):
 
 @lowering(*(f"{d}.Quant" for d in QONNX_DOMAINS), const_inputs=(1, 2, 3))
 def lower_quant(ctx, node):
-    bits = np.asarray(ctx.const_input(3, "bit width")).reshape(-1)
-    if bits.size != 1 or not float(bits[0]).is_integer() or not 1 <= bits[0] <= 32:
-        raise ctx.error(f"bit width {bits.tolist()} must be one integer from 1 to 32")
-    bits = int(bits[0])
+    bits = _bits(ctx, 3, "bit width")
     signed, narrow = bool(ctx.attr("signed", 1)), bool(ctx.attr("narrow", 0))
-    rounding = ctx.attr("rounding_mode", "ROUND")
-    rounding = (rounding.decode() if isinstance(rounding, bytes) else rounding).upper()
-    if rounding not in ROUNDING:
-        raise ctx.error(f"rounding mode '{rounding}' (supported: {', '.join(ROUNDING)})")
+    rounding = _rounding(ctx, "ROUND")
     if bits == 1 and signed:
         attrs = FakeQuantAttrs("sign1", -1, 1, rounding, 1)
     else:
@@ -68,3 +79,38 @@ def lower_quant(ctx, node):
 def lower_bipolar_quant(ctx, node):
     _finish(ctx, node, FakeQuantAttrs("bipolar", -1, 1, "ROUND", 1),
             ctx.const_input(1, "scale"), np.zeros((), np.float32))
+
+
+@lowering(*(f"{d}.Trunc" for d in QONNX_DOMAINS), const_inputs=(1, 2, 3, 4, 5))
+def lower_trunc(ctx, node):
+    """Trunc v2 (6 inputs: x, scale, zero point, input bits, output scale, output bits; the
+    truncation scale 2^round(log2(output scale / scale)) and the output zero point computed
+    here in float32 as qonnx does) or v1 (5 inputs: x, scale, zero point, input bits, output
+    bits; truncation scale 2^(input bits - output bits), no clamp, the input's scale)."""
+    x_t = ctx.type(node.input[0])
+    v2 = len(node.input) >= 6
+    consts, attrs = trunc_constants(
+        ctx.const_input(1, "scale"), ctx.const_input(2, "zero point"),
+        _bits(ctx, 3, "input bit width"), _bits(ctx, 5 if v2 else 4, "output bit width"),
+        ctx.const_input(4, "output scale") if v2 else None, bool(ctx.attr("signed", 1)),
+        bool(ctx.attr("narrow", 0)), _rounding(ctx, "FLOOR"))
+    scale = consts[0]
+    if x_t.dtype != DType.FLOAT32:
+        raise ctx.error(f"input of {x_t.dtype.name.lower()}: float32 only")
+    if not all(np.all(np.isfinite(c)) for c in consts) or not np.all(scale > 0):
+        raise ctx.error("scales must be finite and > 0, zero points finite")
+    try:
+        shape = np.broadcast_shapes(*(c.shape for c in consts), x_t.shape)
+    except ValueError:
+        shape = None
+    if shape != tuple(x_t.shape):
+        raise ctx.error(f"scales and zero points do not broadcast to the input {list(x_t.shape)}")
+    if node.input[0] in ctx.graph.constants:
+        value = fake_trunc(ctx.graph.constants[node.input[0]], *consts, attrs)
+        ctx.graph.add_constant(node.output[0], value.reshape(x_t.shape))
+        return
+    names = [ctx.add_constant(f"{node.output[0]}_{k}", c)
+             for k, c in zip(("scale", "zero_point", "tscale", "out_scale", "out_zero_point"),
+                             consts)]
+    ctx.emit("FakeTrunc", [node.input[0], *names], [node.output[0]], attrs,
+             types=[TensorType(DType.FLOAT32, x_t.shape)])

@@ -30,6 +30,7 @@ def analysis(result: CompileResult) -> Dict:
                           and not op_info(node.op).alias),
             live_bytes=plan.live_bytes[idx] if idx < len(plan.live_bytes) else 0,
             dtype=g.types[outs[0]].dtype.name.lower() if outs else "",
+            bits=_bits(g, node),
         ))
     quantized = any(g.types[o].quant is not None for n in g.nodes for o in n.outputs if o)
     boundary = ("QuantizeLinear", "DequantizeLinear") + TILE_MOVES  # no arithmetic
@@ -63,19 +64,32 @@ def analysis(result: CompileResult) -> Dict:
     )
 
 
+def _bits(g, node) -> str:
+    """The narrow widths a layer computes with, for the table: "w4" for weights quantized to
+    fewer than 8 bits (held as int8 values for now), "q4" for a QONNX quantizer's levels."""
+    if node.op in ("FakeQuant", "FakeTrunc") and node.attrs.bits:
+        return f"q{node.attrs.bits}"
+    widths = [g.types[i].quant.bits for i in node.inputs[1:2]
+              if i and g.is_constant(i) and g.types[i].quant is not None]
+    return f"w{widths[0]}" if widths and widths[0] < 8 else ""
+
+
 def _shape(shapes) -> str:
     return ",".join("x".join(map(str, s)) for s in shapes)
 
 
 def format_table(info: Dict) -> str:
-    rows = [f"{'#':>3}  {'layer':<28} {'op':<20} {'type':<7} {'input':<16} {'output':<16} "
+    bits = any(layer.get("bits") for layer in info["layers"])  # a bits column where any
+    rows = [f"{'#':>3}  {'layer':<28} {'op':<20} {'type':<7} " + ("bits " if bits else "")
+            + f"{'input':<16} {'output':<16} "
             f"{'MACs':>10} {'params':>8} {'offset':>8} {'bytes':>8}"]
     for layer in info["layers"]:
         off = "-" if layer["arena_offset"] is None else str(layer["arena_offset"])
         name = layer["name"][:28]
         rows.append(f"{layer['index']:>3}  {name:<28} {layer['op'][:20]:<20} "
                     f"{layer['dtype'][:7]:<7} "
-                    f"{_shape(layer['inputs'])[:16]:<16} {_shape(layer['outputs'])[:16]:<16} "
+                    + (f"{layer.get('bits') or '-':<4} " if bits else "")
+                    + f"{_shape(layer['inputs'])[:16]:<16} {_shape(layer['outputs'])[:16]:<16} "
                     f"{layer['macs']:>10} {layer['params']:>8} {off:>8} "
                     f"{layer['arena_bytes']:>8}{'  in-place' if layer['in_place'] else ''}")
     t = info["totals"]

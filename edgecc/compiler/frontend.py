@@ -28,6 +28,9 @@ class LowerCtx:
         self.opset = opset
         self.node: Optional[onnx.NodeProto] = None
         self.user_opset = opset
+        # constants read from sub-byte initializers (int4, uint4), held unpacked as int8/uint8:
+        # name -> bits (DequantizeLinear records them in the QuantParams)
+        self.sub_byte: Dict[str, int] = {}
 
     # -- reading the ONNX node ----------------------------------------------------------
     @property
@@ -127,6 +130,10 @@ class LowerCtx:
             self.emit("Identity", [src], [out], types=[self.type(src)])
 
 
+# ONNX INT4 / UINT4 initializers (4-bit weights of QDQ models): numpy type to hold them, bits
+SUB_BYTE_INITIALIZERS = {onnx.TensorProto.INT4: (np.int8, 4), onnx.TensorProto.UINT4: (np.uint8, 4)}
+
+
 def lowering_key(node: onnx.NodeProto) -> str:
     """The op registry key of a node: the op type in the default domain, else qualified by
     its domain (com.microsoft ops register as e.g. ``@lowering("com.microsoft.QGemm")``)."""
@@ -148,6 +155,10 @@ def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Grap
     for init in g.initializer:
         try:
             value = numpy_helper.to_array(init)
+            if init.data_type in SUB_BYTE_INITIALIZERS:  # unpacked, as int8 / uint8 values
+                np_type, bits = SUB_BYTE_INITIALIZERS[init.data_type]
+                value = np.asarray(value).astype(np_type)
+                ctx.sub_byte[init.name] = bits
             graph.add_constant(init.name, value)
         except KeyError:
             pass  # unsupported dtype: reported if a node uses it

@@ -37,6 +37,8 @@ CONTRIB_SHAPE_AS = {
     "QLinearSoftmax": ("Identity", (0,), 4),
     "QGemm": ("Gemm", (0, 3), 8),
     "QLinearConcat": ("Concat", None, 1),
+    "QuantizeLinear": ("Identity", (0,), 2),     # onnxruntime's 4- and 16-bit Q/DQ before
+    "DequantizeLinear": ("Identity", (0,), 1),   # opset 21; DQ's output: its scale's type
 }
 
 

@@ -1,10 +1,16 @@
 """QuantizeLinear and DequantizeLinear: the float <-> integer boundaries of QDQ models.
 
 Both keep their (constant) scale and zero point as a typed QuantParams in attrs, and the
-integer tensor's TensorType carries the same record. passes/fold_qdq.py folds DQ -> op -> Q
+integer tensor's TensorType carries the same record. onnxruntime's com.microsoft variants
+(what its quantizer emits for 4- and 16-bit types before opset 21) lower the same way. 4-bit
+(INT4 / UINT4) constants, i.e. weights, arrive unpacked as int8 / uint8 values (the front
+end), their QuantParams saying 4 bits, so the int8 kernels take them as they are; 4-bit
+activations are refused (not supported yet). passes/fold_qdq.py folds DQ -> op -> Q
 into integer ops; the ones left are real conversions with their own C kernels.
 """
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -51,7 +57,7 @@ def _check_block(ctx):
         raise ctx.error("blocked quantization (block_size > 0) is not supported")
 
 
-@lowering("QuantizeLinear", const_inputs=(1, 2))
+@lowering("QuantizeLinear", "com.microsoft.QuantizeLinear", const_inputs=(1, 2))
 def lower_quantize(ctx, node):
     _check_block(ctx)
     y = node.output[0]
@@ -66,7 +72,7 @@ def lower_quantize(ctx, node):
              types=[TensorType(y_t.dtype, y_t.shape, q)])
 
 
-@lowering("DequantizeLinear", const_inputs=(1, 2))
+@lowering("DequantizeLinear", "com.microsoft.DequantizeLinear", const_inputs=(1, 2))
 def lower_dequantize(ctx, node):
     _check_block(ctx)
     x = node.input[0]
@@ -75,6 +81,8 @@ def lower_dequantize(ctx, node):
         raise ctx.error(f"DequantizeLinear from {x_t.dtype.name.lower()} is not supported")
     q = qparams_from(ctx, ctx.const_input(1, "x_scale"), ctx.const_input(2, "x_zero_point"),
                      int(ctx.attr("axis", 1)), x_t.rank, x_t.dtype)
+    if x in ctx.sub_byte:  # 4-bit weights, held as int8 / uint8 values: record their width
+        q = dataclasses.replace(q, bits=ctx.sub_byte[x])
     if x_t.quant is None:
         ctx.graph.types[x] = TensorType(x_t.dtype, x_t.shape, q)
     y_t = ctx.onnx_type(node.output[0])

@@ -2,14 +2,18 @@
 quantization-aware layers at w4a4, w2a2 and w1a1 (first and last layers 8-bit), exported with
 export_qonnx, compiles with no flag and computes what the qonnx package's executor computes.
 
-The layers between the quantizers still run in float (FakeQuant, tests/test_qonnx.py): the
-quantizers equal qonnx's bit for bit; a float Conv or Gemm sum in another order than
-onnxruntime's (qonnx runs standard nodes with it) can put a value that lies within float
-rounding of a level boundary one level apart, so the check is: every logit within 1e-4 of the
-largest on nearly every image, the same predicted class on every image but at most one.
+At w4a4 and w2a2 the quantizers become QuantizeLinear/DequantizeLinear with a clamp to their
+levels and the layers run on the integer kernels (Brevitas' BatchNorm folded into the
+per-channel weight scales): each layer within 1 LSB of qonnx's float computation (edgecc
+verify, per layer, on 16 held-out images), the predicted class the same on all but at most two
+of 120. At w1a1 the binary quantizers stay FakeQuant and the layers float: the logits within
+1e-4 of the largest on nearly every image.
 Held-out accuracy of the float-trained network, of qonnx's executor and of edgecc's build are
 printed side by side (pytest -s).
 """
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -76,7 +80,11 @@ def test_brevitas_digits_cnn_matches_qonnx(wbits, abits, tmp_path):
     path = str(tmp_path / f"digits_w{wbits}a{abits}.onnx")
     export_qonnx(model, torch.tensor(xte[:1]), export_path=path)
     result = compile_model(path, "generic")  # no flag
-    assert any(n.op == "FakeQuant" for n in result.graph.nodes)
+    ops = {n.op for n in result.graph.nodes}
+    if abits > 1:  # integer quantizers: the integer kernels (Brevitas' BatchNorm folded in)
+        assert "QConv" in ops and "FakeQuant" not in ops
+    else:  # binary: still float between FakeQuant layers
+        assert "FakeQuant" in ops
     build = build_host(result.files, result.graph, "model", str(tmp_path / "b"), sanitize=True,
                        opt="-O1")
     wrapper = ModelWrapper(path).transform(InferShapes())
@@ -84,26 +92,40 @@ def test_brevitas_digits_cnn_matches_qonnx(wbits, abits, tmp_path):
     name_out = wrapper.graph.output[0].name
     with torch.no_grad():
         torch_pred = model(torch.tensor(xte[:HELD_OUT])).argmax(1).numpy()
-    q_pred, e_pred, close = [], [], 0
+    q_pred, e_pred, close, worst = [], [], 0, 0.0
     for x in xte[:HELD_OUT]:
         want = execute_onnx(wrapper, {name_in: x[None]})[name_out]
         got = run_host(build, [x[None]])[0]
         q_pred.append(int(np.argmax(want)))
         e_pred.append(int(np.argmax(got)))
-        close += bool(np.max(np.abs(got - want)) <= 1e-4 * max(float(np.max(np.abs(want))), 1e-6))
+        err = float(np.max(np.abs(got - want))) / max(float(np.max(np.abs(want))), 1e-6)
+        close += err <= 1e-4
+        worst = max(worst, err)
     q_pred, e_pred = np.array(q_pred), np.array(e_pred)
     acc = {k: float(np.mean(p == yte[:HELD_OUT]))
            for k, p in (("brevitas", torch_pred), ("qonnx", q_pred), ("edgecc", e_pred))}
     print(f"w{wbits}a{abits}: held-out accuracy over {HELD_OUT}: " +
           ", ".join(f"{k} {v:.3f}" for k, v in acc.items()) +
-          f"; logits within 1e-4 on {close} of {HELD_OUT}")
-    assert np.count_nonzero(q_pred != e_pred) <= 1
-    assert close >= HELD_OUT - 3
+          f"; logits within 1e-4 on {close} of {HELD_OUT}, largest difference {worst:.3g} "
+          "of the largest logit")
+    assert np.count_nonzero(q_pred != e_pred) <= 2
+    if abits == 1:  # float between the quantizers: equal but for float summation order
+        assert close >= HELD_OUT - 3
+    else:  # integer layers: every layer within 1 LSB of qonnx's (a level apart where the
+        # fixed-point requantization and qonnx's float rounding disagree near a level
+        # boundary; at 2 bits one level moves a logit a lot, hence no bound on the logits)
+        np.savez(str(tmp_path / "images.npz"), **{name_in: xte[:16]})
+        proc = subprocess.run([sys.executable, "-m", "edgecc", "verify", path, "--inputs",
+                               str(tmp_path / "images.npz")], capture_output=True, text=True,
+                              timeout=900)
+        assert proc.returncode == 0 and "verify: PASS" in proc.stdout, proc.stdout + proc.stderr
+        assert "largest integer difference" in proc.stdout
     assert acc["edgecc"] > 0.5  # trained: far above chance (0.1)
 
 
 def test_brevitas_trunc_avg_pool_matches_qonnx(tmp_path):
-    """Brevitas' TruncAvgPool2d exports AveragePool then Trunc (v2): FakeTrunc, bit for bit."""
+    """Brevitas' TruncAvgPool2d exports AveragePool then Trunc (v2): FakeTrunc (bit for bit:
+    tests/test_qonnx.py), after an integer conv: within one output level of qonnx."""
     torch.manual_seed(7)
     model = nn.Sequential(
         qnn.QuantIdentity(bit_width=8, return_quant_tensor=True),
@@ -118,9 +140,17 @@ def test_brevitas_trunc_avg_pool_matches_qonnx(tmp_path):
     build = build_host(result.files, result.graph, "model", str(tmp_path / "b"), sanitize=True,
                        opt="-O1")
     wrapper = ModelWrapper(path).transform(InferShapes())
+    node = next(n for n in wrapper.graph.node if n.op_type == "Trunc")
+    step = float(wrapper.get_initializer(node.input[4]))  # the output scale: one level
     rng = np.random.default_rng(7)
+    equal = total = 0
     for _ in range(10):
         x = rng.normal(0, 1, (1, 1, 8, 8)).astype(np.float32)
-        want = execute_onnx(wrapper, {wrapper.graph.input[0].name: x})
+        want = execute_onnx(wrapper, {wrapper.graph.input[0].name: x})[
+            wrapper.graph.output[0].name]
         got = run_host(build, [x])[0]
-        np.testing.assert_array_equal(got, want[wrapper.graph.output[0].name])
+        # the conv before it runs on the integer kernels: a level apart where the fixed-point
+        # requantization and qonnx's float rounding disagree near a boundary
+        assert np.max(np.abs(got - want)) <= step * (1 + 1e-6)
+        equal, total = equal + int(np.count_nonzero(got == want)), total + want.size
+    assert equal >= 0.9 * total

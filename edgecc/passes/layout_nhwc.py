@@ -60,9 +60,10 @@ def _nhwc_shape(shape):
 def convertible(g: Graph, node: Node) -> bool:
     """The rule above: what goes NHWC on the Cortex-M targets (another target's layout pass
     can narrow it: backends/x86/layout.py)."""
-    if node.op == "QConv":
+    if node.op == "QConv":  # int8 in and out (uint8 ones stay NCHW: the portable kernel)
         x_t, w_t = g.types[node.inputs[0]], g.types[node.inputs[1]]
-        if x_t.rank != 4 or not per_tensor(x_t.quant):
+        if (x_t.rank != 4 or not per_tensor(x_t.quant) or x_t.dtype != DType.INT8
+                or g.types[node.outputs[0]].dtype != DType.INT8):
             return False
         group, channels = node.attrs.group, x_t.shape[1]
         return group == 1 or (group == channels and w_t.shape[1] == 1)

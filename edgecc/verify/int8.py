@@ -46,7 +46,8 @@ class LayerCheck:
     index: int                 # position of the layer's last node in the compiled graph
     tensor: str                # the output compared (an ONNX tensor name)
     ops: str                   # IR ops of the one-layer program, e.g. "QConv" or "MaxPool+QLut"
-    integer: bool              # int8/uint8 or quantized output (1 LSB), else float (tolerance;
+    integer: bool              # int8/uint8 or quantized output, or a DequantizeLinear's (a
+                               # QONNX quantizer's float output): 1 LSB; else float (tolerance;
                                # other integer outputs, e.g. ConvInteger's int32: exact)
     max_diff: float = 0.0      # LSB for integer layers, abs for float ones
     off_by_one: float = 0.0    # share of elements off by exactly 1 LSB (integer layers)
@@ -55,6 +56,7 @@ class LayerCheck:
     elements: int = 0
     ok: bool = True
     note: str = ""             # why a layer could not be checked
+    lsb: Optional[object] = None  # the DequantizeLinear's QuantParams (a float output's step)
 
 
 @dataclass
@@ -197,7 +199,10 @@ def check_layers(graph: Graph, chunk_builds, refs: List[Dict[str, np.ndarray]],
         usable = []
         for r in chunk:
             ops = "+".join(n.op for n in r.nodes)
-            check = LayerCheck(r.index, r.outputs[0], ops, is_integer_node(graph, r.nodes[-1]))
+            dq = r.nodes[-1] if r.nodes[-1].op == "DequantizeLinear" else None
+            check = LayerCheck(r.index, r.outputs[0], ops,
+                               is_integer_node(graph, r.nodes[-1]) or dq is not None)
+            check.lsb = dq.attrs.quant if dq is not None else None
             results[r.index] = check
             bad = [n for n in r.inputs + r.outputs if n not in refs[0]
                    or refs[0][n].shape != graph.types[n].shape
@@ -219,7 +224,14 @@ def check_layers(graph: Graph, chunk_builds, refs: List[Dict[str, np.ndarray]],
                     diffs[r.index] += [(g, ref[o]) for g, o in zip(outs, r.outputs)]
     for idx, pairs in diffs.items():
         c = results[idx]
-        if c.integer:
+        if c.integer and c.lsb is not None:  # a float quantizer output (QONNX): in its levels
+            d = np.concatenate([np.rint(np.abs(g.astype(np.float64) - w.astype(np.float64))
+                                        / _lsb(c.lsb, w.shape)).ravel() for g, w in pairs])
+            d = np.nan_to_num(d, nan=np.inf)
+            c.max_diff = float(d.max()) if d.size else 0.0
+            c.off_by_one = float(np.mean(d == 1)) if d.size else 0.0
+            c.elements, c.ok = int(d.size), bool(d.size == 0 or d.max() <= 1)
+        elif c.integer:
             d = np.concatenate([np.abs(g.astype(np.int64) - w.astype(np.int64)).ravel()
                                 for g, w in pairs])
             c.max_diff = float(d.max()) if d.size else 0.0
@@ -237,6 +249,16 @@ def check_layers(graph: Graph, chunk_builds, refs: List[Dict[str, np.ndarray]],
             else:
                 c.ok = bool(np.all((d <= tol * scale) | (np.isnan(g) & np.isnan(w))))
     return [results[k] for k in sorted(results)]
+
+
+def _lsb(q, shape) -> np.ndarray:
+    """A DequantizeLinear's step (its scale) broadcast to its output ``shape``."""
+    scale = np.asarray(q.scale, np.float64)
+    if q.axis is None:
+        return scale.reshape(())
+    view = [1] * len(shape)
+    view[q.axis] = -1
+    return scale.reshape(view)
 
 
 # -- the two checks ---------------------------------------------------------------------------

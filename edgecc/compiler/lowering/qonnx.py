@@ -1,15 +1,18 @@
-"""QONNX (Brevitas' export_qonnx): Quant and BipolarQuant -> FakeQuant, Trunc -> FakeTrunc
-(ir/ops/fake_quant.py), in the domains qonnx.custom_op.general and finn.custom_op.general
-(older exports).
+"""QONNX (Brevitas' export_qonnx): Quant, BipolarQuant and Trunc, in the domains
+qonnx.custom_op.general and finn.custom_op.general (older exports).
 
-A Quant of a constant (a layer's weights) is folded at compile time: its output is the
-constant the qonnx executor computes. Scale, zero point and bit width must be compile-time
-constants (they are in every export); the bit width an integer from 1 to 32."""
+A Quant rounding half to even with zero point 0 and levels inside int8/uint8 takes the integer
+form (``_integer_form``: QuantizeLinear -> Clip to its levels -> DequantizeLinear; of a
+constant, its levels -> DequantizeLinear), which fold_qdq turns into integer layers. The other
+quantizers lower to FakeQuant / FakeTrunc (ir/ops/fake_quant.py), folded at compile time for a
+constant. Scale, zero point and bit widths must be compile-time constants (they are in every
+export); a bit width an integer from 1 to 32."""
 from __future__ import annotations
 
 import numpy as np
 
-from ...ir import DType, TensorType
+from ...ir import DType, QuantParams, TensorType, UnaryAttrs
+from ...ir.ops.quantize_linear import QuantAttrs, QuantizeAttrs
 from ...ir.ops.fake_quant import (FakeQuantAttrs, ROUNDING, fake_quant, fake_trunc, levels,
                                   trunc_constants)
 from ..loader import QONNX_DOMAINS
@@ -50,6 +53,8 @@ def _finish(ctx, node, attrs: FakeQuantAttrs, scale, zero_point):
         raise ctx.error(f"scale {list(scale.shape)} and zero point {list(zero_point.shape)} "
                         f"do not broadcast to the input {list(x_t.shape)}")
     out_t = TensorType(DType.FLOAT32, x_t.shape)
+    if _integer_form(ctx, node, attrs, scale, zero_point, x_t):
+        return
     if x in ctx.graph.constants:  # weights: folded
         value = fake_quant(ctx.graph.constants[x], scale, zero_point, attrs)
         ctx.graph.add_constant(node.output[0], value.reshape(x_t.shape))
@@ -57,6 +62,49 @@ def _finish(ctx, node, attrs: FakeQuantAttrs, scale, zero_point):
     s = ctx.add_constant(f"{node.output[0]}_scale", scale)
     z = ctx.add_constant(f"{node.output[0]}_zero_point", zero_point)
     ctx.emit("FakeQuant", [x, s, z], [node.output[0]], attrs, types=[out_t])
+
+
+def _integer_form(ctx, node, attrs, scale, zero_point, x_t) -> bool:
+    """Emit the quantizer as QuantizeLinear [-> Clip to its levels] -> DequantizeLinear (a
+    constant: its integer levels -> DequantizeLinear), the form the integer path (fold_qdq)
+    takes, where that is the same computation: an integer quantizer rounding half to even,
+    zero point 0, levels inside int8 (signed) or uint8 (held as int8 with zero point -128, as
+    TFLite does, so every target's int8 kernels take them), scale per tensor (or, for a
+    constant, per one axis). Q(x) = saturate(rnd(x / s) + zp), then the clamp to [lo + zp,
+    hi + zp], equals FakeQuant's rnd(clamp(x / s, lo, hi)) shifted by the integer zp
+    (rounding is monotone, the bounds are integers); only NaN differs (FakeQuant: NaN,
+    QuantizeLinear: the zero point). Returns False (nothing emitted) otherwise."""
+    x = node.input[0]
+    signed = attrs.lo < 0
+    if (attrs.kind != "int" or attrs.rounding not in ("ROUND", "HALF_EVEN")
+            or np.any(zero_point != 0) or attrs.lo < (-128 if signed else 0)
+            or attrs.hi > (127 if signed else 255)):
+        return False
+    axes = [len(x_t.shape) - scale.ndim + i for i, d in enumerate(scale.shape) if d != 1]
+    constant = x in ctx.graph.constants
+    if scale.size > 1 and (not constant or len(axes) != 1):
+        return False
+    dtype, zp = DType.INT8, 0 if signed else -128  # unsigned levels as int8 - 128 (TFLite's)
+    lo, hi = attrs.lo + zp, attrs.hi + zp
+    q = QuantParams(tuple(float(v) for v in scale.reshape(-1)), (zp,) * scale.size,
+                    axes[0] if scale.size > 1 else None, attrs.bits)
+    out = node.output[0]
+    if constant:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            levels_ = np.round(np.clip(ctx.graph.constants[x].astype(np.float32) / scale,
+                                       attrs.lo, attrs.hi)) + zp
+        xq = ctx.add_constant(f"{out}_levels", levels_.astype(dtype.np_dtype))
+        ctx.graph.types[xq] = TensorType(dtype, x_t.shape, q)
+    else:
+        xq = ctx.temp(f"{out}_q", TensorType(dtype, x_t.shape, q))
+        ctx.emit("QuantizeLinear", [x], [xq], QuantizeAttrs(q))
+        if (lo, hi) != dtype.int_range:
+            clipped = ctx.temp(f"{out}_levels", TensorType(dtype, x_t.shape, q))
+            ctx.emit("Clip", [xq], [clipped], UnaryAttrs(alpha=lo, beta=hi))
+            xq = clipped
+    ctx.emit("DequantizeLinear", [xq], [out], QuantAttrs(q),
+             types=[TensorType(DType.FLOAT32, x_t.shape)])
+    return True
 
 
 @lowering(*(f"{d}.Quant" for d in QONNX_DOMAINS), const_inputs=(1, 2, 3))

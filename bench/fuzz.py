@@ -1,9 +1,10 @@
 """Fuzz edgecc for a while: mutated reference models, compiled, built and run under sanitizers.
 
-    python bench/fuzz.py --minutes 30 [--models digits,dscnn] [--seed 0] [--keep DIR]
+    python bench/fuzz.py --minutes 30 [--models digits,dscnn,qonnx] [--seed 0] [--keep DIR]
 
 Each case takes the next seed, mutates one of the reference models (the digits CNN and, with
-torch installed, DS-CNN; float and onnxruntime's int8 QDQ), alternating the generic,
+torch installed, DS-CNN; float and onnxruntime's int8 QDQ; with qonnx, three QONNX CNNs as
+Brevitas exports them), alternating the generic,
 cortex-m7 and x86-avx2 targets, and checks the promise of issue 11 (tests/fuzzlib.py has the mutations and
 the outcomes): exit 2 with one line, or C that builds with -Wall -Wextra -Werror -pedantic
 and runs clean under ASan + UBSan on random and extreme inputs. Prints the counts per outcome
@@ -31,8 +32,8 @@ TARGETS = ("generic", "cortex-m7", "x86-avx2")
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--minutes", type=float, default=5.0)
-    ap.add_argument("--models", default="digits,dscnn",
-                    help="reference models to mutate: digits, dscnn (needs torch)")
+    ap.add_argument("--models", default="digits,dscnn,qonnx",
+                    help="reference models to mutate: digits, dscnn (needs torch), qonnx")
     ap.add_argument("--seed", type=int, default=0, help="first seed")
     ap.add_argument("--keep", default="", help="folder for the models of failed cases")
     args = ap.parse_args(argv)

@@ -463,7 +463,8 @@ class Fuzzer:
 
 def load_reference_models(root: str, names=("digits",)) -> Dict[str, str]:
     """{name: path}: the digits CNN (float, and int8 QDQ from onnxruntime's quantizer); with
-    'dscnn' in ``names`` also DS-CNN (tests/model_zoo.py, needs torch), float and QDQ."""
+    'qonnx' in ``names`` three QONNX CNNs (qonnx_w4a4, qonnx_floor, qonnx_w1a1); with 'dscnn'
+    also DS-CNN (tests/model_zoo.py, needs torch), float and QDQ."""
     from onnx_helpers import quantize_ort
     here = os.path.dirname(os.path.abspath(__file__))
     digits = os.path.join(here, "..", "examples", "digits")
@@ -473,6 +474,14 @@ def load_reference_models(root: str, names=("digits",)) -> Dict[str, str]:
     inp = onnx.load(out["digits_float"]).graph.input[0].name
     out["digits_int8"] = quantize_ort(out["digits_float"], os.path.join(root, "digits_qdq.onnx"),
                                       inp, x.reshape((-1,) + x.shape[-3:]) if x.ndim > 4 else x)
+    if "qonnx" in names:  # QONNX graphs as Brevitas exports them (tests/test_qonnx.py's CNN):
+        # integer quantizers (QuantizeLinear/Clip/DequantizeLinear, integer layers), FLOOR
+        # rounding (FakeQuant, float layers), binary (BipolarQuant)
+        from onnx_helpers import qonnx_cnn
+        for name, args in (("qonnx_w4a4", (4, 4)), ("qonnx_floor", (3, 2, "FLOOR")),
+                           ("qonnx_w1a1", (1, 1))):
+            out[name] = os.path.join(root, f"{name}.onnx")
+            onnx.save(qonnx_cnn(np.random.default_rng(len(out)), *args), out[name])
     if "dscnn" in names:
         import model_zoo
         out["dscnn_float"] = model_zoo.build("dscnn", os.path.join(root, "dscnn.onnx"), seed=0)

@@ -1,4 +1,5 @@
-"""The fuzzer's short run (issue 11): mutated digits CNNs, float and int8 (onnxruntime QDQ), on
+"""The fuzzer's short run (issue 11): mutated digits CNNs, float and int8 (onnxruntime QDQ), and
+QONNX CNNs (Brevitas' format: integer, FLOOR-rounded and binary quantizers), on
 generic, cortex-m7 and x86-avx2 (the cortex-m7 C, CMSIS-NN-compatible sources included, built
 for the host; the x86-avx2 C with -mavx2 -mfma). Every case must end "rejected" (exit 2, one line) or "clean" (the C builds with
 -Wall -Wextra -Werror -pedantic and runs clean under ASan + UBSan on random and extreme
@@ -19,22 +20,39 @@ TARGETS = ("generic", "cortex-m7", "x86-avx2")
 @pytest.fixture(scope="module")
 def fuzzer(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
-    return fuzzlib.Fuzzer(fuzzlib.load_reference_models(str(root)), str(root))
+    return fuzzlib.Fuzzer(fuzzlib.load_reference_models(str(root), ("digits", "qonnx")),
+                          str(root))
 
 
-@pytest.mark.parametrize("chunk", range(CHUNKS))
-def test_mutated_models_are_rejected_or_safe(fuzzer, chunk):
+def run_chunk(fuzzer, models, seeds):
+    """Run the seeds' cases (models and targets in turn); assert none failed and that at least
+    5 reached codegen and ran (clean), not only the parser."""
     counts, bad = collections.Counter(), []
-    for seed in range(chunk * PER_CHUNK, (chunk + 1) * PER_CHUNK):
-        case = fuzzer.run_case(MODELS[seed % 2], TARGETS[(seed // 2) % len(TARGETS)], seed)
+    for seed in seeds:
+        model = models[seed % len(models)]
+        case = fuzzer.run_case(model, TARGETS[(seed // len(models)) % len(TARGETS)], seed)
         counts[case.outcome, case.model, case.target] += 1
         if case.outcome in fuzzlib.BAD:
             bad.append(case.line())
     print(dict(counts))
     assert not bad, "\n".join(bad)
-    assert sum(counts.values()) == PER_CHUNK
-    # the mutations reach codegen, not only the parser
+    assert sum(counts.values()) == len(seeds)
     assert sum(n for (outcome, _, _), n in counts.items() if outcome == "clean") >= 5
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_mutated_models_are_rejected_or_safe(fuzzer, chunk):
+    run_chunk(fuzzer, MODELS, range(chunk * PER_CHUNK, (chunk + 1) * PER_CHUNK))
+
+
+QONNX_MODELS = ("qonnx_w4a4", "qonnx_floor", "qonnx_w1a1")
+
+
+@pytest.mark.parametrize("chunk", range(2))
+def test_mutated_qonnx_models_are_rejected_or_safe(fuzzer, chunk):
+    """The same oracle on QONNX graphs (Quant, BipolarQuant: the integer form and FakeQuant)."""
+    first = 10000 + chunk * PER_CHUNK
+    run_chunk(fuzzer, QONNX_MODELS, range(first, first + PER_CHUNK))
 
 
 def test_the_oracle_sees_out_of_bounds_reads_and_warnings(fuzzer, tmp_path):

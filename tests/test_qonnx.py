@@ -138,6 +138,10 @@ def test_qonnx_errors_name_the_rule(tmp_path):
     onnx.save(model, path)
     with pytest.raises(EdgeccError, match=r"input 3 \('act_bits'\) must be a compile-time"):
         compile_model(path, "generic")
+    del node.input[3]  # found by the fuzzer: an internal error before
+    onnx.save(model, path)
+    with pytest.raises(EdgeccError, match="Quant needs its 4 inputs"):
+        compile_model(path, "generic")
 
 
 def test_verify_uses_the_qonnx_reference(tmp_path):

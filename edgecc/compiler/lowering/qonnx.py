@@ -27,6 +27,12 @@ def _rounding(ctx, default: str) -> str:
     return rounding
 
 
+def _require(ctx, node, count: int, names: str) -> None:
+    """The node's first ``count`` inputs are given (QONNX has no optional ones there)."""
+    if len(node.input) < count or not all(node.input[:count]):
+        raise ctx.error(f"{node.op_type} needs its {count} inputs ({names})")
+
+
 def _bits(ctx, pos: int, what: str) -> int:
     bits = np.asarray(ctx.const_input(pos, what)).reshape(-1)
     if bits.size != 1 or not float(bits[0]).is_integer() or not 1 <= bits[0] <= 32:
@@ -84,13 +90,15 @@ def _integer_form(ctx, node, attrs, scale, zero_point, x_t) -> bool:
     constant = x in ctx.graph.constants
     if scale.size > 1 and (not constant or len(axes) != 1):
         return False
+    if constant and not np.all(np.isfinite(ctx.graph.constants[x])):
+        return False  # FakeQuant's folding keeps qonnx's NaN / +-Inf semantics
     dtype, zp = DType.INT8, 0 if signed else -128  # unsigned levels as int8 - 128 (TFLite's)
     lo, hi = attrs.lo + zp, attrs.hi + zp
     q = QuantParams(tuple(float(v) for v in scale.reshape(-1)), (zp,) * scale.size,
                     axes[0] if scale.size > 1 else None, attrs.bits)
     out = node.output[0]
     if constant:
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             levels_ = np.round(np.clip(ctx.graph.constants[x].astype(np.float32) / scale,
                                        attrs.lo, attrs.hi)) + zp
         xq = ctx.add_constant(f"{out}_levels", levels_.astype(dtype.np_dtype))
@@ -109,6 +117,7 @@ def _integer_form(ctx, node, attrs, scale, zero_point, x_t) -> bool:
 
 @lowering(*(f"{d}.Quant" for d in QONNX_DOMAINS), const_inputs=(1, 2, 3))
 def lower_quant(ctx, node):
+    _require(ctx, node, 4, "x, scale, zero point, bit width")
     bits = _bits(ctx, 3, "bit width")
     signed, narrow = bool(ctx.attr("signed", 1)), bool(ctx.attr("narrow", 0))
     rounding = _rounding(ctx, "ROUND")
@@ -125,6 +134,7 @@ def lower_quant(ctx, node):
 
 @lowering(*(f"{d}.BipolarQuant" for d in QONNX_DOMAINS), const_inputs=(1,))
 def lower_bipolar_quant(ctx, node):
+    _require(ctx, node, 2, "x, scale")
     _finish(ctx, node, FakeQuantAttrs("bipolar", -1, 1, "ROUND", 1),
             ctx.const_input(1, "scale"), np.zeros((), np.float32))
 
@@ -135,8 +145,10 @@ def lower_trunc(ctx, node):
     truncation scale 2^round(log2(output scale / scale)) and the output zero point computed
     here in float32 as qonnx does) or v1 (5 inputs: x, scale, zero point, input bits, output
     bits; truncation scale 2^(input bits - output bits), no clamp, the input's scale)."""
+    _require(ctx, node, 5, "x, scale, zero point, input bit width, then the output bit width "
+             "(v1) or output scale and bit width (v2)")
     x_t = ctx.type(node.input[0])
-    v2 = len(node.input) >= 6
+    v2 = len(node.input) >= 6 and bool(node.input[5])
     consts, attrs = trunc_constants(
         ctx.const_input(1, "scale"), ctx.const_input(2, "zero point"),
         _bits(ctx, 3, "input bit width"), _bits(ctx, 5 if v2 else 4, "output bit width"),

@@ -42,22 +42,17 @@ def _fold(g: Graph, bn: Node, view: View) -> bool:
             or g.use_count(prod.outputs[0]) != 1 or prod.outputs[0] in g.outputs
             or not all(g.is_constant(i) for i in bn.inputs[1:5])):
         return False
-    if not all(g.is_constant(i) for i in prod.inputs[1:] if i):
-        dq = view.producers.get(prod.inputs[1])
-        if (prod.op != "Conv" or dq is None or not all(g.is_constant(i) for i in prod.inputs[2:] if i)
-                or dq.op != "DequantizeLinear"):
-            return False
-        a, s = batchnorm_affine(*(g.constants[i] for i in bn.inputs[1:5]), bn.attrs.epsilon)
-        new_prod = _fold_into_quantized(g, prod, dq, a, s)
-        if new_prod is None:
-            return False
-        new_prod = new_prod.replace(outputs=(bn.outputs[0],))
-        g.nodes = [new_prod if n is prod else n for n in g.nodes if n is not bn]
-        return True
-    if prod.op == "Gemm" and len(g.types[prod.outputs[0]].shape) != 2:
-        return False
     a, s = batchnorm_affine(*(g.constants[i] for i in bn.inputs[1:5]), bn.attrs.epsilon)
-    new_prod = _fold_into(g, prod, a, s)
+    if all(g.is_constant(i) for i in prod.inputs[1:] if i):
+        if prod.op == "Gemm" and len(g.types[prod.outputs[0]].shape) != 2:
+            return False
+        new_prod = _fold_into(g, prod, a, s)
+    else:  # weights DequantizeLinear(constant): a quantized Conv
+        dq = view.producers.get(prod.inputs[1])
+        if (prod.op != "Conv" or dq is None or dq.op != "DequantizeLinear"
+                or not all(g.is_constant(i) for i in prod.inputs[2:] if i)):
+            return False
+        new_prod = _fold_into_quantized(g, prod, dq, a, s)
     if new_prod is None:
         return False
     new_prod = new_prod.replace(outputs=(bn.outputs[0],))

@@ -25,6 +25,7 @@ import onnx
 from ..backends.codegen import generate
 from ..compiler.driver import layer_by_layer
 from ..ir import DType, Graph, Node
+from ..ir.ops.quantize_linear import _broadcast as broadcast_quant
 from ..passes.memory_plan import plan_memory
 from ..runner import build_host, read_trace, run_host
 from ..targets.registry import get_target
@@ -226,7 +227,7 @@ def check_layers(graph: Graph, chunk_builds, refs: List[Dict[str, np.ndarray]],
         c = results[idx]
         if c.integer and c.lsb is not None:  # a float quantizer output (QONNX): in its levels
             d = np.concatenate([np.rint(np.abs(g.astype(np.float64) - w.astype(np.float64))
-                                        / _lsb(c.lsb, w.shape)).ravel() for g, w in pairs])
+                                        / broadcast_quant(c.lsb, w.shape)[0]).ravel() for g, w in pairs])
             d = np.nan_to_num(d, nan=np.inf)
             c.max_diff = float(d.max()) if d.size else 0.0
             c.off_by_one = float(np.mean(d == 1)) if d.size else 0.0
@@ -249,16 +250,6 @@ def check_layers(graph: Graph, chunk_builds, refs: List[Dict[str, np.ndarray]],
             else:
                 c.ok = bool(np.all((d <= tol * scale) | (np.isnan(g) & np.isnan(w))))
     return [results[k] for k in sorted(results)]
-
-
-def _lsb(q, shape) -> np.ndarray:
-    """A DequantizeLinear's step (its scale) broadcast to its output ``shape``."""
-    scale = np.asarray(q.scale, np.float64)
-    if q.axis is None:
-        return scale.reshape(())
-    view = [1] * len(shape)
-    view[q.axis] = -1
-    return scale.reshape(view)
 
 
 # -- the two checks ---------------------------------------------------------------------------

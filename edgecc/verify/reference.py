@@ -28,6 +28,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..errors import EdgeccError
+
 EXACT_OPS = {("", "QLinearConv"), ("", "ConvInteger"), ("", "MatMulInteger"),
              ("", "QLinearMatMul"), ("com.microsoft", "QGemm")}
 
@@ -163,54 +165,30 @@ def is_qonnx_op(node: onnx.NodeProto) -> bool:
 
 
 def qonnx_node(node: onnx.NodeProto, inputs: Sequence[np.ndarray]) -> List[np.ndarray]:
-    """QONNX's Quant / BipolarQuant as the qonnx package executes them (its functions when it
-    is installed, else edgecc's numpy twin, tests/test_qonnx.py checks them equal)."""
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    if node.op_type == "Trunc":
-        return [_qonnx_trunc(node, inputs, attrs)]
-    rounding = attrs.get("rounding_mode", b"ROUND")
-    rounding = (rounding.decode() if isinstance(rounding, bytes) else rounding).upper()
+    """QONNX's Quant / BipolarQuant / Trunc as the qonnx package executes them (its own
+    functions: the reference for QONNX, as onnxruntime is for the standard ops)."""
     try:
         from qonnx.custom_op.general.bipolar_quant import binary_quant
         from qonnx.custom_op.general.intquant import int_quant
-    except ImportError:
-        binary_quant = int_quant = None
-    if node.op_type == "BipolarQuant":
-        if binary_quant is not None:
-            return [np.asarray(binary_quant(inputs[0], inputs[1]), np.float32)]
-        from ..ir.ops.fake_quant import FakeQuantAttrs, fake_quant
-        return [fake_quant(inputs[0], inputs[1], np.float32(0), FakeQuantAttrs("bipolar"))]
-    signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
-    if int_quant is not None:
-        return [np.asarray(int_quant(inputs[0], inputs[1], inputs[2], inputs[3], signed, narrow,
-                                     "DOWN" if rounding == "ROUND_TO_ZERO" else rounding),
-                           np.float32)]
-    from ..ir.ops.fake_quant import FakeQuantAttrs, fake_quant, levels
-    bits = int(np.asarray(inputs[3]).reshape(-1)[0])
-    lo, hi = levels(bits, signed, narrow)
-    kind = "sign1" if bits == 1 and signed else "int"
-    return [fake_quant(inputs[0], inputs[1], inputs[2], FakeQuantAttrs(kind, lo, hi, rounding))]
-
-
-def _qonnx_trunc(node, inputs, attrs) -> np.ndarray:
-    """qonnx's trunc_v2 (6 inputs) or trunc_v1 (5)."""
-    rounding = attrs.get("rounding_mode", b"FLOOR")
-    rounding = (rounding.decode() if isinstance(rounding, bytes) else rounding).upper()
-    try:
         from qonnx.custom_op.general.trunc import trunc_v1, trunc_v2
-    except ImportError:  # edgecc's numpy twin (tests/test_qonnx.py checks them equal)
-        from ..ir.ops.fake_quant import fake_trunc, trunc_constants
-        v2 = len(inputs) >= 6
-        bits = [int(np.asarray(inputs[p]).reshape(-1)[0]) for p in (3, 5 if v2 else 4)]
-        consts, fattrs = trunc_constants(inputs[1], inputs[2], *bits, inputs[4] if v2 else None,
-                                         bool(attrs.get("signed", 1)),
-                                         bool(attrs.get("narrow", 0)), rounding)
-        return fake_trunc(inputs[0], *consts, fattrs)
-    if len(inputs) >= 6:
-        return np.asarray(trunc_v2(inputs[0], inputs[1], inputs[2], inputs[3],
-                                   bool(attrs.get("narrow", 0)), bool(attrs.get("signed", 1)),
-                                   inputs[4], inputs[5], rounding), np.float32)
-    return np.asarray(trunc_v1(*inputs[:5], rounding), np.float32)
+    except ImportError:
+        raise EdgeccError("verifying a QONNX model needs its reference, the qonnx package "
+                          "(pip install qonnx)") from None
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    default = "FLOOR" if node.op_type == "Trunc" else "ROUND"
+    rounding = attrs.get("rounding_mode", default)
+    rounding = (rounding.decode() if isinstance(rounding, bytes) else rounding).upper()
+    rounding = "DOWN" if rounding == "ROUND_TO_ZERO" else rounding  # qonnx's name
+    signed, narrow = bool(attrs.get("signed", 1)), bool(attrs.get("narrow", 0))
+    if node.op_type == "BipolarQuant":
+        out = binary_quant(inputs[0], inputs[1])
+    elif node.op_type == "Quant":
+        out = int_quant(*inputs[:4], signed, narrow, rounding)
+    elif len(inputs) >= 6:
+        out = trunc_v2(*inputs[:4], narrow, signed, inputs[4], inputs[5], rounding)
+    else:
+        out = trunc_v1(*inputs[:5], rounding)
+    return [np.asarray(out, np.float32)]
 
 
 class ReferenceSession:

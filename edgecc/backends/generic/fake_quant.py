@@ -15,6 +15,11 @@ ROUND_C = {
 }
 
 
+def _needs(rounding: str):
+    """The shared numpy-sign helper, for the roundings that use it."""
+    return ("fake_quant_helpers.c.j2",) if "edgecc_sgnf" in ROUND_C[rounding] else ()
+
+
 @kernel("FakeQuant")
 def fake_quant(ctx, node):
     x, s, z = (ctx.view(n) for n in node.inputs)
@@ -25,9 +30,8 @@ def fake_quant(ctx, node):
     a = node.attrs
     return Kernel("fake_quant.c.j2", dict(
         x=x, s=s, z=z, y=y, dims=dims, sx=sx, ss=ss, sz=sz, sy=sy, kind=a.kind,
-        lo=f"{float(a.lo)!r}f", hi=f"{float(a.hi)!r}f", rnd=ROUND_C[a.rounding],
-        ), [x.name, s.name, z.name, y.name],
-        needs=("fake_quant_helpers.c.j2",) if "edgecc_sgnf" in ROUND_C[a.rounding] else ())
+        lo=f"{float(a.lo)!r}f", hi=f"{float(a.hi)!r}f", rnd=ROUND_C[a.rounding]),
+        [x.name, s.name, z.name, y.name], needs=_needs(a.rounding))
 
 
 @kernel("FakeTrunc")
@@ -40,4 +44,4 @@ def fake_trunc(ctx, node):
     return Kernel("fake_trunc.c.j2", dict(
         y=y, dims=dims, st=strides, clamp=a.clamp, lo=f"{float(a.lo)!r}f",
         hi=f"{float(a.hi)!r}f", rnd=ROUND_C[a.rounding]), [v.name for v in views] + [y.name],
-        needs=("fake_quant_helpers.c.j2",) if "edgecc_sgnf" in ROUND_C[a.rounding] else ())
+        needs=_needs(a.rounding))

@@ -46,9 +46,13 @@ w (u - 128 - zx) of the sum above is 0, as in the portable kernel. Blocks of 4 t
 (VNNI_PB: the count that pads the layer's pixels least) x 16 channels (two vectors of 8) stay
 in registers (AVX512VL gives 32 ymm registers).
 The weights are s8 as stored, packed per 16-channel block as [K4 / 4][16 lanes][4 k] (the lane
-order of the AVX2 path, so its requantization records and stores serve both). Two 16-channel
-blocks are computed together in zmm registers (16 int32 lanes: one block's two vectors), so
-each broadcast input quad feeds two vpdpbusd; the halves are requantized as ymm.
+order of the AVX2 path, so its requantization records and stores serve both). Exact: each
+product |u w| <= 255 * 128 < 2^15, four of them below 2^17, so every vpdpbusd step is an exact
+int32 addition modulo 2^32; the exact acc is the same as above (bounded below 2^31), so its
+value modulo 2^32 is the acc. b'' is stored modulo 2^32 as int32 (it may exceed int32 where
+the acc does not: every addition is modulo 2^32, so only the final sum has to fit).
+Two 16-channel blocks are computed together in zmm registers (16 int32 lanes: one block's two
+vectors), so each broadcast input quad feeds two vpdpbusd; the halves are requantized as ymm.
 Row form (``row_form_of``, x86_qconv_rows.c.j2; no patches): per output row, the KH input rows
 it reads are flipped to u8 once into a stack buffer with their padding columns (u = zx + 128),
 and each output pixel's run of KW x C bytes per row is read in place as RQ = ceil(KW C / 4)
@@ -58,11 +62,7 @@ bytes past the run belong to the next pixels or the slack but meet a zero weight
 bytes long (at most a third of the MACs then meet zero weights), e.g. the first convolutions
 (C = 1 or 3), whose patch gathering cost more than their MACs. Measured on this machine
 (bench/x86.py, x86-avx512-vnni vs onnxruntime): MobileNetV1 0.51 -> 0.42, ResNet-8 0.45 ->
-0.32, DS-CNN 0.59 -> 0.52 with the zmm pairs. Exact: each
-product |u w| <= 255 * 128 < 2^15, four of them below 2^17, so every vpdpbusd step is an exact
-int32 addition modulo 2^32; the exact acc is the same as above (bounded below 2^31), so its
-value modulo 2^32 is the acc. b'' is stored modulo 2^32 as int32 (it may exceed int32 where
-the acc does not: every addition is modulo 2^32, so only the final sum has to fit).
+0.32, DS-CNN 0.59 -> 0.52 with the zmm pairs.
 
 Accumulation: vpaddd adds modulo 2^32 (no C overflow: intrinsics), and validation
 (ir/ops check_accumulator) bounds the exact acc by |b| + max|x - zx| sum|w| < 2^31 for every

@@ -40,34 +40,45 @@ def _bits(ctx, pos: int, what: str) -> int:
     return int(bits[0])
 
 
-def _finish(ctx, node, attrs: FakeQuantAttrs, scale, zero_point):
-    x = node.input[0]
-    scale = np.asarray(scale, np.float32)
-    zero_point = np.asarray(zero_point, np.float32)
-    x_t = ctx.type(x)
+def _operands(ctx, x_t, consts) -> None:
+    """x float32; the constants (scales first, as named by ``_CONST_NAMES``) finite, the
+    scales > 0, all broadcasting to x."""
     if x_t.dtype != DType.FLOAT32:
         raise ctx.error(f"input of {x_t.dtype.name.lower()}: float32 only")
-    if not np.all(np.isfinite(scale)) or not np.all(scale > 0):
-        raise ctx.error("the scale must be finite and > 0")
-    if not np.all(np.isfinite(zero_point)):
-        raise ctx.error("the zero point must be finite")
+    if not all(np.all(np.isfinite(c)) for c in consts):
+        raise ctx.error("scales and zero points must be finite")
+    if not all(np.all(c > 0) for c, name in zip(consts, _CONST_NAMES) if name.endswith("scale")):
+        raise ctx.error("scales must be > 0")
     try:
-        shape = np.broadcast_shapes(scale.shape, zero_point.shape, x_t.shape)
+        shape = np.broadcast_shapes(*(c.shape for c in consts), x_t.shape)
     except ValueError:
         shape = None
     if shape != tuple(x_t.shape):
-        raise ctx.error(f"scale {list(scale.shape)} and zero point {list(zero_point.shape)} "
-                        f"do not broadcast to the input {list(x_t.shape)}")
-    out_t = TensorType(DType.FLOAT32, x_t.shape)
-    if _integer_form(ctx, node, attrs, scale, zero_point, x_t):
+        raise ctx.error(f"scale {list(consts[0].shape)} or zero point {list(consts[1].shape)} "
+                        f"does not broadcast to the input {list(x_t.shape)}")
+
+
+_CONST_NAMES = ("scale", "zero_point", "tscale", "out_scale", "out_zero_point")
+
+
+def _fold_or_emit(ctx, node, op: str, attrs, consts, fold) -> None:
+    """Of a constant: its value ``fold(x, *consts, attrs)``; else the IR node ``op``."""
+    x, out = node.input[0], node.output[0]
+    x_t = ctx.type(x)
+    if x in ctx.graph.constants:
+        ctx.graph.add_constant(out, fold(ctx.graph.constants[x], *consts, attrs).reshape(x_t.shape))
         return
-    if x in ctx.graph.constants:  # weights: folded
-        value = fake_quant(ctx.graph.constants[x], scale, zero_point, attrs)
-        ctx.graph.add_constant(node.output[0], value.reshape(x_t.shape))
-        return
-    s = ctx.add_constant(f"{node.output[0]}_scale", scale)
-    z = ctx.add_constant(f"{node.output[0]}_zero_point", zero_point)
-    ctx.emit("FakeQuant", [x, s, z], [node.output[0]], attrs, types=[out_t])
+    names = [ctx.add_constant(f"{out}_{k}", c) for k, c in zip(_CONST_NAMES, consts)]
+    ctx.emit(op, [x, *names], [out], attrs, types=[TensorType(DType.FLOAT32, x_t.shape)])
+
+
+def _finish(ctx, node, attrs: FakeQuantAttrs, scale, zero_point):
+    scale = np.asarray(scale, np.float32)
+    zero_point = np.asarray(zero_point, np.float32)
+    x_t = ctx.type(node.input[0])
+    _operands(ctx, x_t, (scale, zero_point))
+    if not _integer_form(ctx, node, attrs, scale, zero_point, x_t):
+        _fold_or_emit(ctx, node, "FakeQuant", attrs, (scale, zero_point), fake_quant)
 
 
 def _integer_form(ctx, node, attrs, scale, zero_point, x_t) -> bool:
@@ -154,23 +165,5 @@ def lower_trunc(ctx, node):
         _bits(ctx, 3, "input bit width"), _bits(ctx, 5 if v2 else 4, "output bit width"),
         ctx.const_input(4, "output scale") if v2 else None, bool(ctx.attr("signed", 1)),
         bool(ctx.attr("narrow", 0)), _rounding(ctx, "FLOOR"))
-    scale = consts[0]
-    if x_t.dtype != DType.FLOAT32:
-        raise ctx.error(f"input of {x_t.dtype.name.lower()}: float32 only")
-    if not all(np.all(np.isfinite(c)) for c in consts) or not np.all(scale > 0):
-        raise ctx.error("scales must be finite and > 0, zero points finite")
-    try:
-        shape = np.broadcast_shapes(*(c.shape for c in consts), x_t.shape)
-    except ValueError:
-        shape = None
-    if shape != tuple(x_t.shape):
-        raise ctx.error(f"scales and zero points do not broadcast to the input {list(x_t.shape)}")
-    if node.input[0] in ctx.graph.constants:
-        value = fake_trunc(ctx.graph.constants[node.input[0]], *consts, attrs)
-        ctx.graph.add_constant(node.output[0], value.reshape(x_t.shape))
-        return
-    names = [ctx.add_constant(f"{node.output[0]}_{k}", c)
-             for k, c in zip(("scale", "zero_point", "tscale", "out_scale", "out_zero_point"),
-                             consts)]
-    ctx.emit("FakeTrunc", [node.input[0], *names], [node.output[0]], attrs,
-             types=[TensorType(DType.FLOAT32, x_t.shape)])
+    _operands(ctx, x_t, consts)
+    _fold_or_emit(ctx, node, "FakeTrunc", attrs, consts, fake_trunc)

@@ -66,7 +66,8 @@ def write_inputs(build: HostBuild, inputs: Sequence[np.ndarray], tag: str):
     args = []
     for k, (name, value) in enumerate(zip(g.inputs, inputs)):
         t = g.types[name]
-        arr = np.ascontiguousarray(np.asarray(value).astype(t.dtype.np_dtype).reshape(t.shape))
+        arr = np.ascontiguousarray(np.asarray(value).astype(storage_dtype(t)).reshape(
+            storage_shape(t)))
         path = os.path.join(build.workdir, f"{tag}_in{k}.bin")
         arr.tofile(path)
         args.append(path)
@@ -95,8 +96,19 @@ def run_host(build: HostBuild, inputs: Sequence[np.ndarray], timeout: float = 30
     outs = []
     for name, path in zip(g.outputs, out_paths):
         t = g.types[name]
-        outs.append(np.fromfile(path, dtype=t.dtype.np_dtype).reshape(t.shape))
+        outs.append(np.fromfile(path, dtype=storage_dtype(t)).reshape(storage_shape(t)))
     return outs
+
+
+def storage_dtype(t):
+    """numpy dtype of a graph input or output as the program reads and writes it: a packed
+    (sub-byte) tensor as its bit-plane bytes (edgecc/ir/lowbit.py)."""
+    return np.uint8 if t.dtype.packed else t.dtype.np_dtype
+
+
+def storage_shape(t):
+    """A packed tensor [..., C] is uint8 [..., planes, ceil(C / 8)]; others their shape."""
+    return t.shape[:-1] + (t.planes, (t.shape[-1] + 7) // 8) if t.dtype.packed else t.shape
 
 
 def read_trace(graph: Graph, trace_dir: str) -> Dict[str, np.ndarray]:

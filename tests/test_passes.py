@@ -561,4 +561,4 @@ def test_fuse_activation_negative_not_fusable(first, second):
 def test_pipeline_pass_names():
     names = [name for name, _ in PIPELINE]
     assert names == ["fold-constants", "remove-identities", "fold-batchnorm", "fuse-activation",
-                     "fold-qdq", "dead-code", "reorder"]
+                     "fold-qdq", "lower-bits", "dead-code", "reorder"]

@@ -23,6 +23,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..ir import DType, Graph, TensorType
+from ..ir.lowbit import packed_bytes
 
 
 @dataclass
@@ -99,6 +100,7 @@ class TensorView:
     ctype: str
     shape: Tuple[int, ...]
     dtype: DType
+    planes: int = 0        # bit planes of a packed (sub-byte) tensor (TensorType.planes)
 
     @property
     def numel(self) -> int:
@@ -110,8 +112,9 @@ class TensorView:
 
     @property
     def nbytes(self) -> int:
-        """Bytes of storage (sub-byte types packed)."""
-        return self.dtype.storage_bytes(self.numel)
+        """Bytes of storage (sub-byte types as bit planes, edgecc/ir/lowbit.py)."""
+        return TensorType(self.dtype, self.shape).nbytes if not self.planes else \
+            packed_bytes(self.shape, self.planes)
 
     @property
     def strides(self) -> Tuple[int, ...]:
@@ -124,7 +127,7 @@ class TensorView:
 
 def view(graph: Graph, name: str) -> TensorView:
     t: TensorType = graph.types[name]
-    return TensorView(name, t.dtype.c_type, t.shape, t.dtype)
+    return TensorView(name, t.dtype.c_type, t.shape, t.dtype, t.planes if t.dtype.packed else 0)
 
 
 def broadcast_strides(in_shape, out_shape) -> Tuple[int, ...]:

@@ -119,7 +119,12 @@ class Graph:
                 raise IRError(f"tensor '{name}' has no type")
         for name, value in self.constants.items():
             t = self.types[name]
-            if tuple(value.shape) != t.shape or value.dtype != t.dtype.np_dtype:
+            if t.dtype.packed:  # stored as its bit planes (edgecc/ir/lowbit.py)
+                want = t.shape[:-1] + (t.planes, (t.shape[-1] + 7) // 8) if t.shape else ()
+                if tuple(value.shape) != want or value.dtype != np.uint8:
+                    raise IRError(f"constant '{name}' is {value.dtype}{value.shape}, typed {t} "
+                                  f"(bit planes: uint8{want})")
+            elif tuple(value.shape) != t.shape or value.dtype != t.dtype.np_dtype:
                 raise IRError(f"constant '{name}' is {value.dtype}{value.shape}, typed {t}")
         for node in self.nodes:
             for i in node.inputs:

@@ -102,3 +102,21 @@ def quantize(x, scale, zero_point, dtype=np.int8) -> np.ndarray:
 
 def dequantize(q, scale, zero_point) -> np.ndarray:
     return (np.asarray(q, dtype=np.int32) - zero_point).astype(np.float32) * np.float32(scale)
+
+
+def activation_bounds(act, out_t):
+    """[act_min, act_max] in the output's quantized domain (fused Relu/Clip)."""
+    qmin, qmax = quant_range(out_t.dtype.np_dtype)
+    if act is None:
+        return qmin, qmax
+    s, z = out_t.quant.scale[0], out_t.quant.zero_point[0]
+    lo, hi = (0.0, math.inf) if act.kind == "Relu" else (act.alpha, act.beta)
+
+    def q(v, default):  # Q(v), saturated to the type: a bound outside it clamps nothing
+        if math.isinf(v):
+            return default
+        with np.errstate(over="ignore"):  # a missing Clip bound is +-FLT_MAX: v / s overflows
+            r = np.rint(np.float32(v) / np.float32(s))
+        return int(np.clip(z + float(r), qmin, qmax))
+    hi_q = q(hi, qmax)
+    return min(q(lo, qmin), hi_q), hi_q  # min > max: everything is max, as ONNX Clip

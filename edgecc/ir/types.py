@@ -17,8 +17,9 @@ from onnx import TensorProto
 class DType(enum.Enum):
     """Element types of the IR. Value: (C storage type, numpy dtype of one unpacked element,
     ONNX enum or None, bits per element). Sub-byte types (int4, uint4, int2, uint2, binary)
-    are stored packed, little end first: element i is bits [i*b % 8, ...) of byte i*b // 8
-    (``storage_bytes``); binary holds -1/+1 as bit 0/1 (XNOR-Net's sign convention)."""
+    are stored as bit planes along the last axis (edgecc/ir/lowbit.py: each row of the last
+    axis as ``bits`` planes of ceil(C / 8) bytes, ``storage_bytes``); binary holds -1/+1 as
+    bit 0/1 (XNOR-Net's sign convention)."""
 
     FLOAT32 = ("float", np.float32, TensorProto.FLOAT, 32)
     FLOAT64 = ("double", np.float64, TensorProto.DOUBLE, 64)
@@ -63,8 +64,12 @@ class DType(enum.Enum):
         """Bytes of one unpacked element (numpy's); see storage_bytes for a tensor's size."""
         return self.np_dtype.itemsize
 
-    def storage_bytes(self, numel: int) -> int:
-        return (numel * self.bits + 7) // 8
+    def storage_bytes(self, shape) -> int:
+        """Bytes of a tensor of this type and ``shape`` (sub-byte types as bit planes)."""
+        if self.packed:
+            from .lowbit import packed_bytes
+            return packed_bytes(shape, self.bits)
+        return int(prod(shape)) * self.itemsize
 
     @property
     def is_float(self) -> bool:
@@ -127,9 +132,20 @@ class TensorType:
         return int(prod(self.shape))
 
     @property
+    def planes(self) -> int:
+        """Bit planes of a packed (sub-byte) tensor: the quantization's bits when it has one
+        (a 3-bit code in an int4 type takes 3 planes), else the type's."""
+        if self.dtype.packed and self.quant is not None and self.dtype != DType.BINARY:
+            return min(self.quant.bits, self.dtype.bits)
+        return self.dtype.bits
+
+    @property
     def nbytes(self) -> int:
-        """Bytes of storage (sub-byte types packed)."""
-        return self.dtype.storage_bytes(self.numel)
+        """Bytes of storage (sub-byte types as bit planes, edgecc/ir/lowbit.py)."""
+        if self.dtype.packed:
+            from .lowbit import packed_bytes
+            return packed_bytes(self.shape, self.planes)
+        return self.dtype.storage_bytes(self.shape)
 
     @property
     def rank(self) -> int:

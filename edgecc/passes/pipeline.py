@@ -10,6 +10,7 @@ from .constant_folding import fold_constants
 from .fold_batchnorm import fold_batchnorm
 from .fold_qdq import fold_qdq
 from .fuse_activation import fuse_activation
+from .lower_bits import lower_bits
 from .reorder import reorder_for_memory
 
 PIPELINE: List[Tuple[str, Callable[[Graph], Graph]]] = [
@@ -18,6 +19,7 @@ PIPELINE: List[Tuple[str, Callable[[Graph], Graph]]] = [
     ("fold-batchnorm", fold_batchnorm),
     ("fuse-activation", fuse_activation),
     ("fold-qdq", fold_qdq),
+    ("lower-bits", lower_bits),
     ("dead-code", eliminate_dead_code),
     ("reorder", reorder_for_memory),
 ]

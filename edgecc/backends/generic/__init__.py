@@ -11,6 +11,7 @@ from . import (
                int8,
                int8_arith,
                layernorm,
+               lowbit,
                movement,
                pool,
                quantize_linear,
@@ -22,5 +23,5 @@ from . import (
 
 BACKEND = Backend.collect(
     "generic", os.path.join(os.path.dirname(__file__), "templates"),
-    [batchnorm, conv, elementwise, fake_quant, gemm, int8, int8_arith, layernorm, movement, pool,
-     quantize_linear, reduce, resize, softmax, tiles])
+    [batchnorm, conv, elementwise, fake_quant, gemm, int8, int8_arith, layernorm, lowbit,
+     movement, pool, quantize_linear, reduce, resize, softmax, tiles])

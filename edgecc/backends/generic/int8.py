@@ -6,34 +6,15 @@ tensor types' scales (edgecc/ir/quant.py); the C does integer arithmetic only.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
 from ...ir.ops import op_info
-from ...ir.quant import quant_range, quantize_multipliers
+from ...ir.quant import activation_bounds, quant_range, quantize_multipliers  # noqa: F401
 from ..kernels import Kernel, kernel
 from .conv import conv_context
 
 HELPERS = ("int8_helpers.c.j2",)
-
-
-def activation_bounds(act, out_t):
-    """[act_min, act_max] in the output's quantized domain (fused Relu/Clip)."""
-    qmin, qmax = quant_range(out_t.dtype.np_dtype)
-    if act is None:
-        return qmin, qmax
-    s, z = out_t.quant.scale[0], out_t.quant.zero_point[0]
-    lo, hi = (0.0, math.inf) if act.kind == "Relu" else (act.alpha, act.beta)
-
-    def q(v, default):  # Q(v), saturated to the type: a bound outside it clamps nothing
-        if math.isinf(v):
-            return default
-        with np.errstate(over="ignore"):  # a missing Clip bound is +-FLT_MAX: v / s overflows
-            r = np.rint(np.float32(v) / np.float32(s))
-        return int(np.clip(z + float(r), qmin, qmax))
-    hi_q = q(hi, qmax)
-    return min(q(lo, qmin), hi_q), hi_q  # min > max: everything is max, as ONNX Clip
 
 
 def requant_tables(x_t, w_t, y_t, channels):

@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (declare)
                int8_arith_ops,
                int8_ops,
                layernorm,
+               lowbit_ops,
                movement,
                pool,
                quantize_linear,

@@ -1,0 +1,107 @@
+"""Low-bit IR ops, created by passes/lower_bits.py; edgecc/ir/lowbit.py defines the bit-plane
+storage and the math. A packed tensor (DType.packed: int4, uint4, int2, uint2, binary) is NHWC
+(or [M, KH, KW, C] for weights) with its k-bit codes as bit planes along the last axis; its
+quantization has zero point 0 (the real value is scale x code).
+
+  PackBits(x)          int8 NCHW -> packed NHWC: code = x - z_x (the pass proves it fits)
+  UnpackBits(x)        packed NHWC -> int8 NCHW: y = code + z_y
+  QConvBits(x, w, b?)  2-D convolution of packed x with packed constant weights w, int32 bias
+                       in s_x s_w[m] units; y = clamp(requant(acc + b) + z_y, lo, hi) as int8
+                       NCHW, or as packed NHWC codes (z_y = 0); binary y: the sign of
+                       requant(acc + b) (+1 for 0)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import numpy as np
+
+from .. import Graph, Node
+from ..lowbit import Bits
+from ..registry import ir_op
+from ..types import DType, TensorType
+from .int8_ops import INT32_MAX
+
+
+@dataclass(frozen=True)
+class BitsConvAttrs:
+    kernel: Tuple[int, int]
+    strides: Tuple[int, int]
+    pads: Tuple[int, int, int, int]   # top, left, bottom, right
+    dilations: Tuple[int, int]
+    lo: int                           # the clamp, in y's integer domain (int8 or its codes)
+    hi: int
+
+
+def code(t: TensorType) -> Bits:
+    """The integer code of a packed tensor type."""
+    if t.dtype == DType.BINARY:
+        return Bits(1, binary=True)
+    return Bits(t.planes, signed=t.dtype.is_signed)
+
+
+def packed_type(code_: Bits, shape, scale, axis=None) -> TensorType:
+    """The packed TensorType holding ``code_`` (scale per tensor, or per channel on ``axis``)."""
+    from ..types import QuantParams
+    if code_.binary:
+        dtype = DType.BINARY
+    else:
+        dtype = {(False, 2): DType.UINT2, (True, 2): DType.INT2, (False, 4): DType.UINT4,
+                 (True, 4): DType.INT4}[(code_.signed, 2 if code_.bits <= 2 else 4)]
+    scale = tuple(float(s) for s in np.atleast_1d(scale))
+    return TensorType(dtype, tuple(shape), QuantParams(scale, (0,) * len(scale), axis,
+                                                       code_.bits))
+
+
+def _packed(t: TensorType) -> bool:
+    return t.dtype.packed and t.quant is not None and all(z == 0 for z in t.quant.zero_point)
+
+
+def _int8(t: TensorType) -> bool:
+    return t.dtype == DType.INT8 and t.quant is not None and len(t.quant.zero_point) == 1
+
+
+def check_pack(graph: Graph, node: Node) -> Optional[str]:
+    x, y = graph.types[node.inputs[0]], graph.types[node.outputs[0]]
+    if not (_int8(x) and _packed(y) and x.rank == 4 and
+            y.shape == (x.shape[0], x.shape[2], x.shape[3], x.shape[1])):
+        return f"packs int8 NCHW into packed NHWC, got {x} -> {y}"
+    return None
+
+
+def check_unpack(graph: Graph, node: Node) -> Optional[str]:
+    x, y = graph.types[node.inputs[0]], graph.types[node.outputs[0]]
+    if not (_packed(x) and _int8(y) and y.rank == 4 and
+            x.shape == (y.shape[0], y.shape[2], y.shape[3], y.shape[1])):
+        return f"unpacks packed NHWC into int8 NCHW, got {x} -> {y}"
+    return None
+
+
+def check_conv_bits(graph: Graph, node: Node) -> Optional[str]:
+    x, w, y = (graph.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if not (_packed(x) and _packed(w) and node.inputs[1] in graph.constants):
+        return "needs packed input and packed constant weights"
+    if (x.dtype == DType.BINARY) != (w.dtype == DType.BINARY):
+        return "binary input needs binary weights (and k-bit input k-bit weights)"
+    if not (_int8(y) or _packed(y)) or x.rank != 4 or w.rank != 4 or w.shape[3] != x.shape[3]:
+        return f"shapes or types do not match: {x}, {w} -> {y}"
+    most = abs(code(x).levels[0]) if not code(x).signed else 1 << (code(x).bits - 1)
+    most = max(most, code(x).levels[1])
+    wmost = max(abs(v) for v in code(w).levels)
+    bias = graph.constants.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
+    worst = most * wmost * int(np.prod(w.shape[1:])) + (
+        int(np.abs(bias.astype(np.int64)).max()) if bias is not None and bias.size else 0)
+    if worst > INT32_MAX:
+        return f"the int32 accumulator can overflow ({worst} > {INT32_MAX})"
+    return None
+
+
+def _macs(graph: Graph, node: Node) -> int:
+    w = graph.types[node.inputs[1]].shape
+    return graph.types[node.outputs[0]].numel * int(np.prod(w[1:]))
+
+
+ir_op("PackBits", check=check_pack)
+ir_op("UnpackBits", check=check_unpack)
+ir_op("QConvBits", macs=_macs, check=check_conv_bits)

@@ -1,0 +1,155 @@
+"""Run integer convolutions whose input and weights hold at most 4-bit levels on bit planes.
+
+Before:  a = Clip[lo_a, hi_a](...)                      (int8, zero point z_a)
+         t = QConv(a, W, b);  y = Clip[lo_y, hi_y](t)   (int8, W constant int8, zero point 0)
+After:   a' = PackBits(a)                               (the codes a - z_a, bit planes NHWC)
+         y' = QConvBits(a', W', b)                      (W' = W's planes, y' = the codes y - z_y)
+         y = UnpackBits(y')                             (only while an int8 reader is left)
+
+Preconditions: a 2-D QConv of group 1; its input is the output of an int8 Clip (the integer
+form of a QONNX quantizer, compiler/lowering/qonnx.py) whose codes a - z_a fit 4 bits (signed
+or unsigned: ir/lowbit.py ``fits``); the weights' values fit 4 bits. The output is packed when
+it feeds only an int8 Clip whose codes fit 4 bits (that Clip and the QConv's fused Relu become
+the kernel's clamp); otherwise it stays int8 NCHW with the QConv's own clamp. A QConvBits whose
+input is the output of an UnpackBits reads that UnpackBits' packed input instead, so a chain of
+low-bit layers keeps its activations packed.
+
+Math: the codes are the zero-point-free integers the int8 kernel multiplies (x - z_x) and w,
+so acc = sum (x - z_x) w is computed from the same integers (ir/lowbit.py gives the bit-plane
+form) and the requantization, bias and clamp are the int8 kernel's: the result is bit for bit
+the int8 one. Padding is code 0 = real 0 in both.
+"""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import numpy as np
+
+from ..ir import DType, Graph, NoAttrs, Node
+from ..ir.lowbit import Bits, fits, pack
+from ..ir.ops.lowbit_ops import BitsConvAttrs, packed_type
+from ..ir.quant import activation_bounds, quant_range
+
+MAX_BITS = 4
+
+
+def _clip_codes(graph: Graph, node: Optional[Node]) -> Optional[Bits]:
+    """The code of an int8 Clip's output (values minus zero point), if it fits MAX_BITS."""
+    if node is None or node.op != "Clip":
+        return None
+    t = graph.types[node.outputs[0]]
+    if t.dtype != DType.INT8 or t.quant is None or len(t.quant.zero_point) != 1:
+        return None
+    lo, hi = _clip_bounds(graph, node)
+    if lo > hi:
+        return None
+    code = fits(lo - t.quant.zero_point[0], hi - t.quant.zero_point[0])
+    return code if code.bits <= MAX_BITS else None
+
+
+def _clip_bounds(graph: Graph, node: Node):
+    qmin, qmax = quant_range(np.int8)
+    return max(qmin, int(np.ceil(node.attrs.alpha))), min(qmax, int(np.floor(node.attrs.beta)))
+
+
+def _weights(graph: Graph, node: Node) -> Optional[np.ndarray]:
+    w = graph.constants.get(node.inputs[1])
+    wt = graph.types[node.inputs[1]]
+    if w is None or wt.dtype != DType.INT8 or wt.quant is None or any(wt.quant.zero_point):
+        return None
+    return w if fits(int(w.min()), int(w.max())).bits <= MAX_BITS else None
+
+
+def _convertible(graph: Graph, node: Node, producers) -> bool:
+    if node.op != "QConv" or len(node.attrs.kernel) != 2 or node.attrs.group != 1:
+        return False
+    bias = node.inputs[2] if len(node.inputs) > 2 else ""
+    if bias and bias not in graph.constants:
+        return False
+    x = node.inputs[0]
+    p = producers.get(x)
+    return _weights(graph, node) is not None and (
+        _clip_codes(graph, p) is not None or (p is not None and p.op == "UnpackBits"))
+
+
+def nhwc(shape):
+    return (shape[0], shape[2], shape[3], shape[1])
+
+
+def lower_bits(graph: Graph) -> Graph:
+    g = graph.copy()
+    producers = g.producers()
+    consumers = g.consumers()
+    packed: Dict[str, str] = {}   # int8 tensor -> its packed twin
+    absorbed = set()              # the Clips that became a QConvBits' clamp
+    nodes = []
+    for node in g.nodes:
+        if id(node) in absorbed:
+            continue
+        if not _convertible(g, node, producers):
+            nodes.append(node)
+            continue
+        x = node.inputs[0]
+        p = producers[x]
+        if p.op == "UnpackBits":
+            packed.setdefault(x, p.inputs[0])
+        if x not in packed:
+            xt = g.types[x]
+            name = _fresh(g, x + ".bits")
+            g.types[name] = packed_type(_clip_codes(g, p), nhwc(xt.shape), xt.quant.scale)
+            nodes.append(Node("PackBits", (x,), (name,), NoAttrs(), node.name + ".pack",
+                              node.origin))
+            packed[x] = name
+        w = _weights(g, node)
+        wcode = fits(int(w.min()), int(w.max()))
+        wname = _fresh(g, node.inputs[1] + ".bits")
+        g.constants[wname] = pack(np.moveaxis(w, 1, -1), wcode)
+        g.types[wname] = packed_type(wcode, (w.shape[0], w.shape[2], w.shape[3], w.shape[1]),
+                                     g.types[node.inputs[1]].quant.scale, axis=0)
+        y = node.outputs[0]
+        yt = g.types[y]
+        lo, hi = activation_bounds(node.attrs.activation, yt)
+        users = consumers.get(y, [])
+        clip = users[0] if len(users) == 1 and y not in g.outputs else None
+        ycode = _clip_codes(g, clip)
+        a = node.attrs
+        geometry = dict(kernel=tuple(a.kernel), strides=tuple(a.strides), pads=tuple(a.pads),
+                        dilations=tuple(a.dilations))
+        inputs = (packed[x], wname) + tuple(node.inputs[2:3])
+        if ycode is None:
+            nodes.append(Node("QConvBits", inputs, (y,), BitsConvAttrs(lo=lo, hi=hi, **geometry),
+                              node.name, node.origin))
+            continue
+        clo, chi = _clip_bounds(g, clip)
+        z = yt.quant.zero_point[0]
+        out = clip.outputs[0]
+        name = _fresh(g, out + ".bits")
+        g.types[name] = packed_type(ycode, nhwc(yt.shape), yt.quant.scale)
+        attrs = BitsConvAttrs(lo=max(lo, clo) - z, hi=min(hi, chi) - z, **geometry)
+        nodes.append(Node("QConvBits", inputs, (name,), attrs, node.name, node.origin))
+        unpack = Node("UnpackBits", (name,), (out,), NoAttrs(), clip.name + ".unpack",
+                      clip.origin)
+        nodes.append(unpack)
+        producers[out] = unpack
+        packed[out] = name
+        absorbed.add(id(clip))
+    g.nodes = nodes
+    return _drop_unused_unpacks(g)
+
+
+def _drop_unused_unpacks(g: Graph) -> Graph:
+    while True:
+        dead = [n for n in g.nodes if n.op in ("UnpackBits", "PackBits")
+                and g.use_count(n.outputs[0]) == 0]
+        if not dead:
+            break
+        g.nodes = [n for n in g.nodes if n not in dead]
+    g.remove_unused()
+    return g
+
+
+def _fresh(g: Graph, name: str) -> str:
+    base, k = name, 1
+    while name in g.types:
+        name, k = f"{base}{k}", k + 1
+    return name

@@ -31,6 +31,9 @@ def analysis(result: CompileResult) -> Dict:
             live_bytes=plan.live_bytes[idx] if idx < len(plan.live_bytes) else 0,
             dtype=g.types[outs[0]].dtype.name.lower() if outs else "",
             bits=_bits(g, node),
+            weight_bytes=sum(int(g.constants[i].nbytes) for i in node.inputs
+                             if i and i in g.constants),
+            packed=any(g.types[t].dtype.packed for t in list(node.inputs) + outs if t),
         ))
     quantized = any(g.types[o].quant is not None for n in g.nodes for o in n.outputs if o)
     boundary = ("QuantizeLinear", "DequantizeLinear") + TILE_MOVES  # no arithmetic
@@ -59,19 +62,39 @@ def analysis(result: CompileResult) -> Dict:
             if plan.lower_bound else None,
             peak_layer=layers[peak_idx]["name"] if peak_idx is not None else None,
             quantized=quantized, float_layers=float_layers,
+            low_bit=_low_bit(g),
         ),
         memory=memory_report(result).to_dict(),
     )
 
 
 def _bits(g, node) -> str:
-    """The narrow widths a layer computes with, for the table: "w4" for weights quantized to
-    fewer than 8 bits (held as int8 values for now), "q4" for a QONNX quantizer's levels."""
+    """The narrow widths a layer computes with, for the table: "w2a2" for a layer on bit
+    planes (weights, input activations; "a2" for a pack or unpack), "w4" for weights
+    quantized to fewer than 8 bits held as int8 values, "q4" for a QONNX quantizer's levels."""
     if node.op in ("FakeQuant", "FakeTrunc") and node.attrs.bits:
         return f"q{node.attrs.bits}"
+    types = [g.types[i] for i in node.inputs[:2] if i]
+    if node.op in ("QConvBits", "QConvPack"):
+        w, x = (t.planes if t.dtype.packed else t.dtype.bits for t in (types[1], types[0]))
+        return f"w{w}a{x}"
+    if node.op in ("PackBits", "UnpackBits"):
+        return f"a{next(t.planes for t in (types[0], g.types[node.outputs[0]]) if t.dtype.packed)}"
     widths = [g.types[i].quant.bits for i in node.inputs[1:2]
               if i and g.is_constant(i) and g.types[i].quant is not None]
     return f"w{widths[0]}" if widths and widths[0] < 8 else ""
+
+
+def _low_bit(g) -> Dict:
+    """Bytes of the low-bit layers' packed weights and of their packed activations, next to
+    what the same tensors take at 8 bits (int8 weights and activations)."""
+    weights = [n for n in g.constants if g.types[n].dtype.packed]
+    acts = {t for n in g.nodes for t in list(n.inputs) + list(n.outputs)
+            if t and t not in g.constants and g.types[t].dtype.packed}
+    return dict(weight_bytes=sum(int(g.constants[n].nbytes) for n in weights),
+                weight_bytes_int8=sum(g.types[n].numel for n in weights),
+                activation_bytes=sum(g.types[t].nbytes for t in acts),
+                activation_bytes_int8=sum(g.types[t].numel for t in acts))
 
 
 def _shape(shapes) -> str:
@@ -82,7 +105,7 @@ def format_table(info: Dict) -> str:
     bits = any(layer.get("bits") for layer in info["layers"])  # a bits column where any
     rows = [f"{'#':>3}  {'layer':<28} {'op':<20} {'type':<7} " + ("bits " if bits else "")
             + f"{'input':<16} {'output':<16} "
-            f"{'MACs':>10} {'params':>8} {'offset':>8} {'bytes':>8}"]
+            f"{'MACs':>10} {'params':>8} {'wbytes':>7} {'offset':>8} {'bytes':>8}"]
     for layer in info["layers"]:
         off = "-" if layer["arena_offset"] is None else str(layer["arena_offset"])
         name = layer["name"][:28]
@@ -90,7 +113,8 @@ def format_table(info: Dict) -> str:
                     f"{layer['dtype'][:7]:<7} "
                     + (f"{layer.get('bits') or '-':<4} " if bits else "")
                     + f"{_shape(layer['inputs'])[:16]:<16} {_shape(layer['outputs'])[:16]:<16} "
-                    f"{layer['macs']:>10} {layer['params']:>8} {off:>8} "
+                    f"{layer['macs']:>10} {layer['params']:>8} {layer['weight_bytes']:>7} "
+                    f"{off:>8} "
                     f"{layer['arena_bytes']:>8}{'  in-place' if layer['in_place'] else ''}")
     t = info["totals"]
     rows += [
@@ -107,6 +131,11 @@ def format_table(info: Dict) -> str:
     mem = info.get("memory")
     if mem:
         rows.append(_memory_line(mem))
+    lb = t.get("low_bit")
+    if lb and lb["weight_bytes"]:
+        rows.append(f"low-bit layers: packed weights {lb['weight_bytes']:,} bytes (int8: "
+                    f"{lb['weight_bytes_int8']:,}), packed activations {lb['activation_bytes']:,}"
+                    f" bytes (int8: {lb['activation_bytes_int8']:,})")
     if t["quantized"]:
         rows.append("layers left in float (between Quantize/Dequantize): "
                     + (", ".join(t["float_layers"]) if t["float_layers"] else "none"))

@@ -154,3 +154,38 @@ def test_brevitas_trunc_avg_pool_matches_qonnx(tmp_path):
         assert np.max(np.abs(got - want)) <= step * (1 + 1e-6)
         equal, total = equal + int(np.count_nonzero(got == want)), total + want.size
     assert equal >= 0.9 * total
+
+
+def test_w2a2_memory_against_the_int8_build(tmp_path):
+    """Issue 15, acceptance 4: the digits CNN at w2a2 against the same network at w8a8 (the
+    int8 build): weights (flash) and activations (arena) of the layers between the first and
+    the last, which are 8-bit in both, at most 0.3x; the split printed (pytest -s)."""
+    from edgecc.analyze import analysis
+    split = {}
+    for bits in (8, 2):
+        torch.manual_seed(0)
+        model = network(bits, bits).eval()
+        path = str(tmp_path / f"w{bits}.onnx")
+        export_qonnx(model, torch.zeros(1, 1, 8, 8), export_path=path)
+        result = compile_model(path, "generic")
+        g = result.graph
+        info = analysis(result)
+        macs = [k for k, layer in enumerate(info["layers"]) if layer["macs"]]
+        middle = [g.nodes[k] for k in range(macs[0] + 1, macs[-1])
+                  if info["layers"][k]["macs"]]
+        tensors = {t for n in middle for t in list(n.inputs) + list(n.outputs)
+                   if t and t not in g.constants}
+        split[bits] = dict(
+            weights=sum(int(g.constants[t].nbytes) for n in middle for t in n.inputs
+                        if t in g.constants),
+            activations=sum(g.types[t].nbytes for t in tensors),
+            flash=info["totals"]["weights_flash_bytes"], arena=info["totals"]["arena_bytes"],
+            ops=[n.op for n in middle])
+    print(f"digits CNN, middle layers {split[2]['ops']} vs {split[8]['ops']}: weights "
+          f"{split[2]['weights']} vs {split[8]['weights']} bytes, activations "
+          f"{split[2]['activations']} vs {split[8]['activations']} bytes; whole model: flash "
+          f"{split[2]['flash']} vs {split[8]['flash']}, arena {split[2]['arena']} vs "
+          f"{split[8]['arena']} (first and last layers 8-bit in both)")
+    assert split[2]["ops"] == ["QConvBits"] and split[8]["ops"] == ["QConv"]
+    assert split[2]["weights"] <= 0.3 * split[8]["weights"]
+    assert split[2]["activations"] <= 0.3 * split[8]["activations"]

@@ -227,3 +227,47 @@ def test_target_kernels_are_bit_exact(tmp_path, target, binary):
     build = build_host(files, graph, "model", str(tmp_path), sanitize=sanitize, opt="-O1",
                        **opts)
     ch.compare(run_host(build, ch.feeds), target)
+
+
+def test_first_layer_writes_packed_codes(tmp_path):
+    """QConvPack (an int8 QConv writing k-bit codes as planes; any group) equals the int8
+    model's convolution clamped to the codes, through UnpackBits, under ASan/UBSan."""
+    from edgecc.ir import quant_ref as R
+    from edgecc.ir.ops.lowbit_ops import PackConvAttrs
+    rng = np.random.default_rng(170)
+    g = Graph("pack", [], [], [], {}, {})
+    feeds, expected = [], []
+    for k in range(16):
+        kernel, s, p, d, (h, w), out_hw = geometry(rng)
+        c = int(rng.choice([1, 3, 4, 8, 13]))
+        group = c if k % 4 == 3 else 1
+        m = c if group > 1 else int(rng.integers(1, 40))
+        x = rng.integers(-128, 128, (1, c, h, w)).astype(np.int8)
+        wv = rng.integers(-127, 128, (m, c // group) + kernel).astype(np.int8)
+        b = rng.integers(-3000, 3000, m).astype(np.int32)
+        yc = rand_code(rng)
+        qx = QuantParams((0.02,), (int(rng.integers(-20, 20)),))
+        qw = QuantParams(tuple(float(np.float32(v)) for v in rng.uniform(0.002, 0.01, m)),
+                         (0,) * m, 0)
+        qy = QuantParams((float(2.0 ** -rng.integers(0, 4)),), (0,))
+        attrs = PackConvAttrs(kernel, s, p, d, group, None, lo=yc.levels[0], hi=yc.levels[1])
+        want = R.qconv(x, qx, wv, qw, b, qy, attrs, out_hw, np.int8, yc.levels)
+        zu = int(rng.integers(-100, 100))
+        g.inputs.append(f"x{k}")
+        g.types[f"x{k}"] = TensorType(DType.INT8, x.shape, qx)
+        g.constants[f"w{k}"], g.constants[f"b{k}"] = wv, b
+        g.types[f"w{k}"] = TensorType(DType.INT8, wv.shape, qw)
+        g.types[f"b{k}"] = TensorType(DType.INT32, b.shape)
+        g.types[f"yb{k}"] = packed_type(yc, (1,) + out_hw + (m,), qy.scale[0])
+        g.types[f"y{k}"] = TensorType(DType.INT8, (1, m) + out_hw, QuantParams(qy.scale, (zu,)))
+        g.nodes += [Node("QConvPack", (f"x{k}", f"w{k}", f"b{k}"), (f"yb{k}",), attrs, f"c{k}"),
+                    Node("UnpackBits", (f"yb{k}",), (f"y{k}",), NoAttrs(), f"u{k}")]
+        g.outputs.append(f"y{k}")
+        feeds.append(x)
+        expected.append((want.astype(np.int64) + zu).astype(np.int8))
+    g.verify()
+    files = generate(g, _layout_and_plan(g, "generic")[1], "model",
+                     get_target("generic").backend_chain())
+    outs = run_host(build_host(files, g, "model", str(tmp_path), sanitize=True, opt="-O1"), feeds)
+    for k, (o, e) in enumerate(zip(outs, expected)):
+        assert np.array_equal(o, e), f"case {k}"

@@ -14,6 +14,11 @@ the kernel's clamp); otherwise it stays int8 NCHW with the QConv's own clamp. A 
 input is the output of an UnpackBits reads that UnpackBits' packed input instead, so a chain of
 low-bit layers keeps its activations packed.
 
+Then a PackBits whose input is an int8 Clip's output that only it reads, of a 2-D QConv that
+only the Clip reads, becomes that QConv's output: QConvPack(x, W, b) writes the codes
+y - z_y, clamped as the Clip and the QConv's Relu clamp y, directly (the first layer of a low-bit network keeps no
+int8 copy of its output in the arena).
+
 Math: the codes are the zero-point-free integers the int8 kernel multiplies (x - z_x) and w,
 so acc = sum (x - z_x) w is computed from the same integers (ir/lowbit.py gives the bit-plane
 form) and the requantization, bias and clamp are the int8 kernel's: the result is bit for bit
@@ -27,7 +32,7 @@ import numpy as np
 
 from ..ir import DType, Graph, NoAttrs, Node
 from ..ir.lowbit import Bits, fits, pack
-from ..ir.ops.lowbit_ops import BitsConvAttrs, packed_type
+from ..ir.ops.lowbit_ops import BitsConvAttrs, PackConvAttrs, packed_type
 from ..ir.quant import activation_bounds, quant_range
 
 MAX_BITS = 4
@@ -134,7 +139,35 @@ def lower_bits(graph: Graph) -> Graph:
         packed[out] = name
         absorbed.add(id(clip))
     g.nodes = nodes
-    return _drop_unused_unpacks(g)
+    return _fuse_packs(_drop_unused_unpacks(g))
+
+
+def _fuse_packs(g: Graph) -> Graph:
+    producers, consumers = g.producers(), g.consumers()
+    drop, fused = set(), {}
+    for pk in g.nodes:
+        if pk.op != "PackBits":
+            continue
+        clip = producers.get(pk.inputs[0])
+        conv = producers.get(clip.inputs[0]) if clip is not None and clip.op == "Clip" else None
+        if (conv is None or conv.op != "QConv" or len(conv.attrs.kernel) != 2
+                or len(consumers.get(clip.outputs[0], [])) != 1
+                or len(consumers.get(conv.outputs[0], [])) != 1
+                or {clip.outputs[0], conv.outputs[0]} & set(g.outputs)):
+            continue
+        yt = g.types[conv.outputs[0]]
+        lo, hi = activation_bounds(conv.attrs.activation, yt)
+        clo, chi = _clip_bounds(g, clip)
+        z = yt.quant.zero_point[0]
+        a = conv.attrs
+        attrs = PackConvAttrs(a.kernel, a.strides, a.pads, a.dilations, a.group, None,
+                              lo=max(lo, clo) - z, hi=min(hi, chi) - z)
+        fused[id(conv)] = Node("QConvPack", conv.inputs, pk.outputs, attrs, conv.name,
+                               conv.origin)
+        drop.update((id(clip), id(pk)))
+    g.nodes = [fused.get(id(n), n) for n in g.nodes if id(n) not in drop]
+    g.remove_unused()
+    return g
 
 
 def _drop_unused_unpacks(g: Graph) -> Graph:

@@ -34,10 +34,24 @@ def qconv(ctx, node):
     x_t, w_t, y_t = (g.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
     act_min, act_max = activation_bounds(node.attrs.activation, y_t)
     context.update(in_offset=-x_t.quant.zero_point[0], out_offset=y_t.quant.zero_point[0],
-                   act_min=act_min, act_max=act_max)
+                   act_min=act_min, act_max=act_max, y_packed=False)
     return Kernel("qconv.c.j2", context, args,
                   tables=requant_tables(x_t, w_t, y_t, context["M"]), needs=HELPERS,
                   inplace=context["inplace"])
+
+
+@kernel("QConvPack")
+def qconv_pack(ctx, node):
+    """QConv writing k-bit codes as bit planes, NHWC (ir/ops/lowbit_ops.py)."""
+    context, args = conv_context(ctx, node)
+    g = ctx.graph
+    x_t, w_t, y_t = (g.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    n, oh, ow, m = y_t.shape
+    context.update(in_offset=-x_t.quant.zero_point[0], out_offset=0, act_min=node.attrs.lo,
+                   act_max=node.attrs.hi, y_packed=True, YB=y_t.planes, CBY=(m + 7) // 8,
+                   M=m, OS=(1, oh, ow))
+    return Kernel("qconv.c.j2", context, args,
+                  tables=requant_tables(x_t, w_t, y_t, m), needs=HELPERS)
 
 
 @kernel("QGemm")

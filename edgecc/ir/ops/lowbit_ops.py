@@ -9,6 +9,10 @@ quantization has zero point 0 (the real value is scale x code).
                        in s_x s_w[m] units; y = clamp(requant(acc + b) + z_y, lo, hi) as int8
                        NCHW, or as packed NHWC codes (z_y = 0); binary y: the sign of
                        requant(acc + b) (+1 for 0)
+  QConvPack(x, w, b?)  QConv (int8 NCHW input, int8 weights, any group) whose output is
+                       written as packed NHWC codes: clamp(requant(acc + b), lo, hi), zero
+                       point 0 (the first layer of a low-bit network: no int8 copy of its
+                       output in the arena)
 """
 from __future__ import annotations
 
@@ -21,7 +25,8 @@ from .. import Graph, Node
 from ..lowbit import Bits
 from ..registry import ir_op
 from ..types import DType, TensorType
-from .int8_ops import INT32_MAX
+from .conv import ConvAttrs, check_conv
+from .int8_ops import INT32_MAX, check_accumulator
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,13 @@ class BitsConvAttrs:
     dilations: Tuple[int, int]
     lo: int                           # the clamp, in y's integer domain (int8 or its codes)
     hi: int
+
+
+@dataclass(frozen=True)
+class PackConvAttrs(ConvAttrs):
+    """A QConvPack's geometry (ConvAttrs, no activation) and clamp in its output codes."""
+    lo: int = 0
+    hi: int = 0
 
 
 def code(t: TensorType) -> Bits:
@@ -97,6 +109,18 @@ def check_conv_bits(graph: Graph, node: Node) -> Optional[str]:
     return None
 
 
+def check_conv_pack(graph: Graph, node: Node) -> Optional[str]:
+    x, w, y = (graph.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
+    if not (_int8(x) and w.dtype == DType.INT8 and _packed(y) and y.rank == 4):
+        return f"needs int8 input and weights and a packed NHWC output, got {x}, {w} -> {y}"
+    n, oh, ow, m = y.shape
+    nchw = Node(node.op, node.inputs, ("\0nchw",), node.attrs, node.name)
+    types = dict(graph.types)
+    types["\0nchw"] = TensorType(DType.INT8, (n, m, oh, ow), x.quant)
+    view = Graph(graph.name, [], [], [], types, graph.constants)
+    return check_conv(view, nchw) or check_accumulator(view, nchw)
+
+
 def _macs(graph: Graph, node: Node) -> int:
     w = graph.types[node.inputs[1]].shape
     return graph.types[node.outputs[0]].numel * int(np.prod(w[1:]))
@@ -105,3 +129,4 @@ def _macs(graph: Graph, node: Node) -> int:
 ir_op("PackBits", check=check_pack)
 ir_op("UnpackBits", check=check_unpack)
 ir_op("QConvBits", macs=_macs, check=check_conv_bits)
+ir_op("QConvPack", macs=_macs, check=check_conv_pack)

@@ -4,10 +4,13 @@ export_qonnx, compiles with no flag and computes what the qonnx package's execut
 
 At w4a4 and w2a2 the quantizers become QuantizeLinear/DequantizeLinear with a clamp to their
 levels and the layers run on the integer kernels (Brevitas' BatchNorm folded into the
-per-channel weight scales): each layer within 1 LSB of qonnx's float computation (edgecc
-verify, per layer, on 16 held-out images), the predicted class the same on all but at most two
-of 120. At w1a1 the binary quantizers stay FakeQuant and the layers float: the logits within
-1e-4 of the largest on nearly every image.
+per-channel weight scales; the 2- and 4-bit layer on bit planes, passes/lower_bits.py): each
+layer within 1 LSB of qonnx's float computation (edgecc verify, per layer, on 16 held-out
+images), the predicted class the same on all but at most two of 120. At w1a1 the binary layer
+runs on signs (XOR + popcount, BatchNorm and bias folded into an integer threshold per
+channel), the first and last layers in float: the logits within 1e-4 of the largest on nearly
+every image (the binary layer's signs equal qonnx's unless its float sum lands within
+rounding of 0).
 Held-out accuracy of the float-trained network, of qonnx's executor and of edgecc's build are
 printed side by side (pytest -s).
 """
@@ -81,10 +84,11 @@ def test_brevitas_digits_cnn_matches_qonnx(wbits, abits, tmp_path):
     export_qonnx(model, torch.tensor(xte[:1]), export_path=path)
     result = compile_model(path, "generic")  # no flag
     ops = {n.op for n in result.graph.nodes}
-    if abits > 1:  # integer quantizers: the integer kernels (Brevitas' BatchNorm folded in)
-        assert "QConv" in ops and "FakeQuant" not in ops
-    else:  # binary: still float between FakeQuant layers
-        assert "FakeQuant" in ops
+    if abits > 1:  # integer quantizers: the integer kernels (Brevitas' BatchNorm folded in),
+        # the middle layer on bit planes (AND + popcount), its input packed by the first
+        assert {"QConvPack", "QConvBits"} <= ops and "FakeQuant" not in ops
+    else:  # binary: the middle layer on bit planes (XOR + popcount, threshold for the sign)
+        assert {"PackBits", "QConvBits"} <= ops and "FakeQuant" not in ops
     build = build_host(result.files, result.graph, "model", str(tmp_path / "b"), sanitize=True,
                        opt="-O1")
     wrapper = ModelWrapper(path).transform(InferShapes())
@@ -109,7 +113,7 @@ def test_brevitas_digits_cnn_matches_qonnx(wbits, abits, tmp_path):
           f"; logits within 1e-4 on {close} of {HELD_OUT}, largest difference {worst:.3g} "
           "of the largest logit")
     assert np.count_nonzero(q_pred != e_pred) <= 2
-    if abits == 1:  # float between the quantizers: equal but for float summation order
+    if abits == 1:  # float layers around the binary one: equal but for summation order
         assert close >= HELD_OUT - 3
     else:  # integer layers: every layer within 1 LSB of qonnx's (a level apart where the
         # fixed-point requantization and qonnx's float rounding disagree near a level

@@ -22,8 +22,9 @@ the input (padding adds nothing: a padded element is 0, whose code is all-zero b
           each of the C products is +1 when the bits agree and -1 when they differ)
 
 then, as the int8 kernels, y = clamp(requant(acc + b[m]) + z_y, lo, hi) (edgecc/ir/quant.py),
-written as int8 (NCHW) or as the k-bit codes of y (NHWC planes); a binary output is the sign
-of requant(acc + b[m]) + z_y, +1 for 0 (BipolarQuant's sign(0) = +1).
+written as int8 (NCHW) or as the k-bit codes of y (NHWC planes). A binary output is the sign
+of acc + b[m], +1 for 0 (BipolarQuant's sign(0) = +1): b[m] is then a threshold, no
+requantization (passes/lower_bits.py folds the scales and the float bias into it).
 """
 from __future__ import annotations
 
@@ -132,18 +133,18 @@ def conv_acc(xp: np.ndarray, x_code: Bits, wp: np.ndarray, w_code: Bits, channel
 def qconv_bits(xp, x_code: Bits, wp, w_code: Bits, bias, s_x: float, s_w, s_y: float,
                channels: int, attrs, out_hw, offset: int, binary_out=False) -> np.ndarray:
     """QConvBits as the kernels compute it: int64 [N, M, OH, OW], clamped to [attrs.lo,
-    attrs.hi] (int8 values with ``offset`` = z_y, or codes with offset 0), or -1/+1 for a
-    binary output."""
+    attrs.hi] (int8 values with ``offset`` = z_y, or codes with offset 0), or for a binary
+    output the sign of acc + bias (-1/+1, +1 for 0)."""
     from .quant import quantize_multipliers, requantize
     acc = conv_acc(xp, x_code, wp, w_code, channels, attrs.kernel, attrs.strides, attrs.pads,
                    attrs.dilations, out_hw)
     m = acc.shape[1]
     if bias is not None:
         acc = acc + np.asarray(bias, np.int64).reshape(1, m, 1, 1)
+    if binary_out:
+        return np.where(acc >= 0, 1, -1)
     s_w = np.broadcast_to(np.asarray(s_w, np.float64), (m,))
     mult, shift = quantize_multipliers(s_x * s_w / s_y)
     y = requantize(acc, np.asarray(mult, np.int64).reshape(1, m, 1, 1),
                    np.asarray(shift, np.int64).reshape(1, m, 1, 1))
-    if binary_out:
-        return np.where(y + offset >= 0, 1, -1)
     return np.clip(y + offset, attrs.lo, attrs.hi)

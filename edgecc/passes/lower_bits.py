@@ -30,7 +30,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..ir import DType, Graph, NoAttrs, Node
+from ..ir import DType, Graph, NoAttrs, Node, TensorType
 from ..ir.lowbit import Bits, fits, pack
 from ..ir.ops.lowbit_ops import BitsConvAttrs, PackConvAttrs, packed_type
 from ..ir.quant import activation_bounds, quant_range
@@ -90,6 +90,9 @@ def lower_bits(graph: Graph) -> Graph:
     nodes = []
     for node in g.nodes:
         if id(node) in absorbed:
+            continue
+        if node.op == "Conv" and _binary_conv(g, node, producers, consumers, packed, absorbed,
+                                              nodes):
             continue
         if not _convertible(g, node, producers):
             nodes.append(node)
@@ -168,6 +171,83 @@ def _fuse_packs(g: Graph) -> Graph:
     g.nodes = [fused.get(id(n), n) for n in g.nodes if id(n) not in drop]
     g.remove_unused()
     return g
+
+
+def _bipolar_scale(graph: Graph, node: Optional[Node]) -> Optional[float]:
+    """The scale of a FakeQuant computing BipolarQuant with one constant scale, or None."""
+    if node is None or node.op != "FakeQuant" or node.attrs.kind != "bipolar":
+        return None
+    s = graph.constants.get(node.inputs[1])
+    return float(s.reshape(-1)[0]) if s is not None and s.size == 1 else None
+
+
+def _binary_weights(graph: Graph, node: Node):
+    """(signs as -1/+1, alpha[m] > 0) of float weights taking the values +-alpha[m] only."""
+    w = graph.constants.get(node.inputs[1])
+    if w is None or w.dtype != np.float32 or w.ndim != 4:
+        return None
+    a = np.abs(w.astype(np.float64)).reshape(w.shape[0], -1)
+    alpha = a[:, 0]
+    if not (np.all(a == alpha[:, None]) and np.all(alpha > 0) and np.all(np.isfinite(alpha))):
+        return None
+    return np.where(w > 0, 1, -1), alpha
+
+
+def _binary_conv(g: Graph, node: Node, producers, consumers, packed, absorbed, nodes) -> bool:
+    """A float Conv between two BipolarQuants (binary weights) -> QConvBits on signs:
+    sign(alpha[m] s_a D + b[m]) = sign(D + floor(b[m] / (alpha[m] s_a))) for the integer dot
+    product D of the signs (alpha[m] s_a > 0), so the bias becomes that integer threshold."""
+    a = node.attrs
+    if len(a.kernel) != 2 or a.group != 1 or a.activation is not None:
+        return False
+    users = consumers.get(node.outputs[0], [])
+    q_out = users[0] if len(users) == 1 and node.outputs[0] not in g.outputs else None
+    s_y = _bipolar_scale(g, q_out)
+    x = node.inputs[0]
+    p = producers.get(x)
+    s_a = _bipolar_scale(g, p)
+    from_unpack = p is not None and p.op == "UnpackBits" and g.types[p.inputs[0]].dtype == \
+        DType.BINARY
+    bias = node.inputs[2] if len(node.inputs) > 2 else ""
+    signs = _binary_weights(g, node)
+    if s_y is None or (s_a is None and not from_unpack) or signs is None or \
+            (bias and bias not in g.constants):
+        return False
+    if from_unpack:
+        packed.setdefault(x, p.inputs[0])
+        s_a = float(g.types[p.inputs[0]].quant.scale[0])
+    elif p.outputs[0] not in packed:
+        src = p.inputs[0]
+        name = _fresh(g, src + ".bits")
+        g.types[name] = packed_type(Bits(1, binary=True), nhwc(g.types[src].shape), s_a)
+        nodes.append(Node("PackBits", (src,), (name,), NoAttrs(), node.name + ".pack",
+                          node.origin))
+        packed[p.outputs[0]] = name
+    w, alpha = signs
+    m, c, kh, kw = w.shape
+    wname = _fresh(g, node.inputs[1] + ".bits")
+    g.constants[wname] = pack(np.moveaxis(w, 1, -1), Bits(1, binary=True))
+    g.types[wname] = packed_type(Bits(1, binary=True), (m, kh, kw, c), alpha, axis=0)
+    b = g.constants[bias].astype(np.float64).reshape(-1) if bias else np.zeros(m)
+    reach = c * kh * kw + 1   # |D| <= C KH KW: a threshold beyond decides nothing more
+    t = np.clip(np.floor(b / (alpha * s_a)), -reach, reach)
+    t = np.where(np.isnan(t), -reach, t)  # a NaN bias: the sum is NaN, its sign -1
+    tname = _fresh(g, node.name + ".threshold")
+    g.constants[tname] = t.astype(np.int32)
+    g.types[tname] = TensorType(DType.INT32, (m,))
+    out = q_out.outputs[0]
+    yname = _fresh(g, out + ".bits")
+    g.types[yname] = packed_type(Bits(1, binary=True), nhwc(g.types[out].shape), s_y)
+    geometry = dict(kernel=tuple(a.kernel), strides=tuple(a.strides), pads=tuple(a.pads),
+                    dilations=tuple(a.dilations))
+    nodes.append(Node("QConvBits", (packed[x], wname, tname), (yname,),
+                      BitsConvAttrs(lo=-1, hi=1, **geometry), node.name, node.origin))
+    unpack = Node("UnpackBits", (yname,), (out,), NoAttrs(), q_out.name + ".unpack",
+                  q_out.origin)
+    nodes.append(unpack)
+    producers[out] = unpack
+    absorbed.add(id(q_out))
+    return True
 
 
 def _drop_unused_unpacks(g: Graph) -> Graph:

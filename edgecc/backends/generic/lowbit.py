@@ -3,19 +3,25 @@ QConvBits on bit planes (edgecc/ir/lowbit.py): AND + popcount per pair of planes
 popcount for binary operands, 32 bits at a time; requantization as the int8 kernels."""
 from __future__ import annotations
 
+from ...ir import DType
 from ...ir.ops.lowbit_ops import code
+from ..codegen import c_literal
 from ..kernels import Kernel, kernel
 from .int8 import HELPERS, requant_tables
 
 
 
-def planes_context(ctx, packed: str, int8: str):
-    """Geometry shared by PackBits and UnpackBits: the int8 NCHW side and the packed side."""
-    t = ctx.graph.types[packed]
+def planes_context(ctx, packed: str, other: str):
+    """Geometry shared by PackBits and UnpackBits: the int8 (or float) NCHW side and the
+    packed side."""
+    t, o = ctx.graph.types[packed], ctx.graph.types[other]
     c = code(t)
     n, h, w, ch = t.shape
+    is_float = o.dtype == DType.FLOAT32
     return dict(N=n, HW=h * w, C=ch, B=c.bits, CB=(ch + 7) // 8, binary=c.binary,
-                coef=c.coefficients(), zero_point=ctx.graph.types[int8].quant.zero_point[0])
+                coef=c.coefficients(), zero_point=0 if is_float else o.quant.zero_point[0],
+                from_float=is_float, to_float=is_float,
+                scale=c_literal(float(t.quant.scale[0]), DType.FLOAT32))
 
 
 @kernel("PackBits")
@@ -53,12 +59,15 @@ def conv_bits_context(ctx, node):
         y_packed=packed_out, YB=code(y_t).bits if packed_out else 0, CBY=(m + 7) // 8,
         y_binary=packed_out and code(y_t).binary,
         out_offset=0 if packed_out else y_t.quant.zero_point[0], lo=a.lo, hi=a.hi)
-    return context, [xn, wn] + ([bn] if bn else []) + [yn], requant_tables(x_t, w_t, y_t, m)
+    tables = {} if context["y_binary"] else requant_tables(x_t, w_t, y_t, m)
+    return context, [xn, wn] + ([bn] if bn else []) + [yn], tables
 
 
 @kernel("QConvBits")
 def qconv_bits(ctx, node):
     context, args, tables = conv_bits_context(ctx, node)
-    return Kernel("qconv_bits.c.j2", context, args, tables=tables,
-                  needs=HELPERS + ("lowbit_popcount.c.j2", "lowbit_xor.c.j2" if context["binary"]
-                                   else "lowbit_and.c.j2"))
+    popcount = ("lowbit_popcount.c.j2",
+                "lowbit_xor.c.j2" if context["binary"] else "lowbit_and.c.j2")
+    if context["y_binary"]:  # a sign: no requantization
+        return Kernel("qconv_bits.c.j2", context, args, needs=popcount)
+    return Kernel("qconv_bits.c.j2", context, args, tables=tables, needs=HELPERS + popcount)

@@ -3,12 +3,15 @@ storage and the math. A packed tensor (DType.packed: int4, uint4, int2, uint2, b
 (or [M, KH, KW, C] for weights) with its k-bit codes as bit planes along the last axis; its
 quantization has zero point 0 (the real value is scale x code).
 
-  PackBits(x)          int8 NCHW -> packed NHWC: code = x - z_x (the pass proves it fits)
-  UnpackBits(x)        packed NHWC -> int8 NCHW: y = code + z_y
+  PackBits(x)          int8 NCHW -> packed NHWC: code = x - z_x (the pass proves it fits);
+                       float32 NCHW -> binary NHWC: +1 where x >= 0, else -1 (NaN: -1),
+                       BipolarQuant's sign
+  UnpackBits(x)        packed NHWC -> int8 NCHW: y = code + z_y; or float32 NCHW: y = scale *
+                       code (a Dequantize)
   QConvBits(x, w, b?)  2-D convolution of packed x with packed constant weights w, int32 bias
                        in s_x s_w[m] units; y = clamp(requant(acc + b) + z_y, lo, hi) as int8
                        NCHW, or as packed NHWC codes (z_y = 0); binary y: the sign of
-                       requant(acc + b) (+1 for 0)
+                       acc + b (+1 for 0; b a threshold, no requantization)
   QConvPack(x, w, b?)  QConv (int8 NCHW input, int8 weights, any group) whose output is
                        written as packed NHWC codes: clamp(requant(acc + b), lo, hi), zero
                        point 0 (the first layer of a low-bit network: no int8 copy of its
@@ -74,19 +77,25 @@ def _int8(t: TensorType) -> bool:
     return t.dtype == DType.INT8 and t.quant is not None and len(t.quant.zero_point) == 1
 
 
+def _float_binary(t: TensorType, packed: TensorType) -> bool:
+    return t.dtype == DType.FLOAT32 and packed.dtype == DType.BINARY and \
+        len(packed.quant.scale) == 1
+
+
 def check_pack(graph: Graph, node: Node) -> Optional[str]:
     x, y = graph.types[node.inputs[0]], graph.types[node.outputs[0]]
-    if not (_int8(x) and _packed(y) and x.rank == 4 and
+    if not ((_int8(x) or _float_binary(x, y)) and _packed(y) and x.rank == 4 and
             y.shape == (x.shape[0], x.shape[2], x.shape[3], x.shape[1])):
-        return f"packs int8 NCHW into packed NHWC, got {x} -> {y}"
+        return f"packs int8 (or float into binary) NCHW into packed NHWC, got {x} -> {y}"
     return None
 
 
 def check_unpack(graph: Graph, node: Node) -> Optional[str]:
     x, y = graph.types[node.inputs[0]], graph.types[node.outputs[0]]
-    if not (_packed(x) and _int8(y) and y.rank == 4 and
+    if not (_packed(x) and (_int8(y) or (y.dtype == DType.FLOAT32 and len(x.quant.scale) == 1))
+            and y.rank == 4 and
             x.shape == (y.shape[0], y.shape[2], y.shape[3], y.shape[1])):
-        return f"unpacks packed NHWC into int8 NCHW, got {x} -> {y}"
+        return f"unpacks packed NHWC into int8 or float NCHW, got {x} -> {y}"
     return None
 
 

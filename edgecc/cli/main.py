@@ -43,8 +43,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _quantize_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("post-training quantization")
-    g.add_argument("--quantize", choices=["int8"], help="quantize a float model: int8 "
-                   "activations per tensor, int8 weights per channel (needs --calib)")
+    g.add_argument("--quantize", choices=["int8", "w4a8", "w4a4", "w2a2"],
+                   help="quantize a float model (needs --calib): int8 activations per tensor, "
+                   "int8 weights per channel; wNaM: the convolutions between the first and "
+                   "last layers with N-bit weights and M-bit activations (bit planes at 4 "
+                   "bits and below), the rest int8")
+    g.add_argument("--bits", metavar="FILE|auto", help="with --quantize wNaM: per-layer "
+                   "widths, lines 'LAYER w2a2|w4a4|w4a8|int8|auto'; 'auto' keeps the layers "
+                   "whose weights lose the most at the mode's width at int8")
     g.add_argument("--calib", metavar="DATA", help="calibration samples: .npz (keyed by input "
                    "name), .npy, a folder of .npy, or test_data_set_* folders")
     g.add_argument("--calib-method", choices=["minmax", "percentile", "entropy"],
@@ -95,16 +101,17 @@ def _quantize_kwargs(args) -> dict:
         given = [flag for flag, value in (("--calib", args.calib),
                                           ("--calib-method", args.calib_method),
                                           ("--calib-percentile", args.calib_percentile),
-                                          ("--quantize-exclude", exclude)) if value]
+                                          ("--quantize-exclude", exclude),
+                                          ("--bits", args.bits)) if value]
         if given:
             raise EdgeccError(f"{given[0]} is only used with --quantize int8")
         return {}
     if not args.calib:
-        raise EdgeccError("--quantize int8 needs calibration data: --calib DATA (.npz, .npy, "
-                          "a folder of .npy, or test_data_set_* folders)")
+        raise EdgeccError(f"--quantize {args.quantize} needs calibration data: --calib DATA "
+                          "(.npz, .npy, a folder of .npy, or test_data_set_* folders)")
     if args.calib_percentile is not None and args.calib_method != "percentile":
         raise EdgeccError("--calib-percentile is only used with --calib-method percentile")
-    return dict(quantize=args.quantize, calib=args.calib,
+    return dict(quantize=args.quantize, calib=args.calib, bits=args.bits,
                 calib_method=args.calib_method or "minmax",
                 calib_percentile=99.99 if args.calib_percentile is None
                 else args.calib_percentile, exclude=exclude)
@@ -166,6 +173,8 @@ def cmd_compile(args) -> int:
                            skip_passes=args.skip_pass, kernels=args.kernels,
                            **_quantize_kwargs(args), **budget)
     write_files(result.files, args.output)
+    if args.quantize not in (None, "int8"):
+        _report_loss(args, budget)
     if args.emit_project:
         from ..compiler.budget import parse_size
         from ..targets.cortex_m import emit_project
@@ -186,6 +195,20 @@ def cmd_compile(args) -> int:
     if result.patch is not None:
         print(f"edgecc: {result.patch.describe()}")
     return 0
+
+
+def _report_loss(args, budget) -> None:
+    """One line on stderr: what --quantize wNaM keeps of the float model's outputs on the
+    calibration data (verify/host.py calibration_loss; skipped without gcc)."""
+    import shutil
+    from ..verify.host import calibration_loss
+    if shutil.which("gcc") is None:
+        print(f"edgecc: --quantize {args.quantize}: accuracy not measured (no gcc to run the "
+              "calibration data)", file=sys.stderr)
+        return
+    loss = calibration_loss(args.model, _shapes(args), skip_passes=args.skip_pass,
+                            **_quantize_kwargs(args), sram=None, stack=budget["stack"])
+    print(f"edgecc: --quantize {args.quantize}: {loss}", file=sys.stderr)
 
 
 def cmd_analyze(args) -> int:

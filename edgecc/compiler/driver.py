@@ -16,13 +16,15 @@ from ..passes.patch_split import plan_two_stages
 from ..passes.pipeline import PIPELINE, run_pipeline
 from ..passes.validate import check_arena, validate
 from ..passes.quantize import quantize_graph
+from ..passes.quantize_lowbit import MODES as LOWBIT_MODES
+from ..passes.quantize_lowbit import choose_widths, narrow, read_widths
 from ..targets.registry import DEFAULT_KERNELS, get_target
 from .budget import DEFAULT_STACK, check_sram, sram_needed
 from .calibrate import calibrate, load_calibration, warn
 from .frontend import import_onnx
 from .loader import load_static_model
 
-QUANTIZE_MODES = (None, "int8")
+QUANTIZE_MODES = (None, "int8", "w4a8", "w4a4", "w2a2")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 PATCH_MODES = ("auto", True, False)
 PATCH_OVERHEAD = 0.10  # default cap on the tiles' extra instructions (estimated), a fraction of
@@ -56,7 +58,8 @@ def check_name(prefix: str) -> str:
 def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str] = (),
              quantize: Optional[str] = None, calib: Optional[str] = None,
              calib_method: str = "minmax", calib_percentile: float = 99.99,
-             exclude: Sequence[str] = (), progress: Optional[bool] = None) -> Graph:
+             exclude: Sequence[str] = (), progress: Optional[bool] = None,
+             bits: Optional[str] = None) -> Graph:
     """Import and run the pass pipeline. With ``quantize="int8"``: the passes before
     fuse-activation, then calibration on ``calib`` and the quantize pass, then the rest
     (fuse-activation, fold-qdq, dead-code), so only Relu/Clip fuse into integer ops."""
@@ -66,6 +69,8 @@ def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str
     if quantize is None and (calib or exclude):
         raise EdgeccError(f"{'--calib' if calib else '--quantize-exclude'} is only used with "
                           "--quantize int8")
+    if bits and quantize in (None, "int8"):
+        raise EdgeccError("--bits is only used with --quantize w4a8, w4a4 or w2a2")
     if quantize and calib_method not in CALIB_METHODS:
         raise EdgeccError(f"--calib-method {calib_method}: expected one of "
                           f"{', '.join(CALIB_METHODS)}")
@@ -79,7 +84,7 @@ def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str
     cut = names.index("fuse-activation")
     graph = run_pipeline(graph, skip=set(skip_passes) | set(names[cut:]))
     graph = post_training_quantize(graph, path, input_shapes, model, calib, calib_method,
-                                   calib_percentile, exclude, progress)
+                                   calib_percentile, exclude, progress, quantize, bits)
     for name, fn in PIPELINE[cut:]:
         if name not in skip_passes:
             graph = fold_qdq(graph, keep_float=exclude) if name == "fold-qdq" else fn(graph)
@@ -89,11 +94,13 @@ def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str
 
 def post_training_quantize(graph: Graph, path: str, input_shapes, model, calib, method: str,
                            percentile: float, exclude: Sequence[str],
-                           progress: Optional[bool]) -> Graph:
-    """Calibrate the float model on ``calib`` and insert Q/DQ (passes/quantize.py).
-    Warns (one line each, stderr) about constant float calibration inputs, with the layers
-    whose range has zero width, and about layers that stay float though not in ``exclude``,
-    with the reason."""
+                           progress: Optional[bool], mode: str = "int8",
+                           bits: Optional[str] = None) -> Graph:
+    """Calibrate the float model on ``calib`` and insert Q/DQ (passes/quantize.py); for the
+    low-bit modes, narrow the middle convolutions (passes/quantize_lowbit.py; ``bits``: a
+    widths file or "auto"). Warns (one line each, stderr) about constant float calibration
+    inputs, with the layers whose range has zero width, about layers that stay float though
+    not in ``exclude``, with the reason, and about layers below 4 bits."""
 
     label = os.path.basename(path)
     if any(n.op in ("QuantizeLinear", "DequantizeLinear") for n in graph.nodes):
@@ -122,6 +129,16 @@ def post_training_quantize(graph: Graph, path: str, input_shapes, model, calib, 
         warn(f"--quantize int8: {n} layer{'s' if n > 1 else ''} stay{'' if n > 1 else 's'} "
              f"float: " + "; ".join(f"{', '.join(names)} ({reason})"
                                     for reason, names in groups.items()))
+    if mode in LOWBIT_MODES:
+        widths = choose_widths(quantized, mode, read_widths(bits, quantized, label))
+        quantized = narrow(quantized, widths, ranges)
+        quantized.verify()
+        low = sorted(n for n, (w, a) in widths.items() if min(w, a) < 4)
+        if low:
+            warn(f"--quantize {mode}: {len(low)} layer{'s' if len(low) > 1 else ''} below 4 "
+                 f"bits ({', '.join(low)}): accuracy below 4 bits needs quantization-aware "
+                 "training (e.g. Brevitas, exported with export_qonnx); the edgecc command and "
+                 "`edgecc verify` measure the loss against the float model")
     return quantized
 
 
@@ -148,7 +165,7 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
                   progress: Optional[bool] = None, sram: Optional[int] = None,
                   stack: Optional[int] = None, patch="auto",
                   patch_overhead: float = PATCH_OVERHEAD,
-                  kernels: str = DEFAULT_KERNELS) -> CompileResult:
+                  kernels: str = DEFAULT_KERNELS, bits: Optional[str] = None) -> CompileResult:
     """ONNX -> C sources. ``quantize="int8"`` with ``calib`` (calibration data, see
     compiler/calibrate.py) quantizes a float model after training (int8 activations per
     tensor, int8 weights per channel); nodes named in ``exclude`` stay float.
@@ -166,7 +183,8 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     check_name(prefix)
     graph = optimize(path, input_shapes, model=model, skip_passes=skip_passes,
                      quantize=quantize, calib=calib, calib_method=calib_method,
-                     calib_percentile=calib_percentile, exclude=exclude, progress=progress)
+                     calib_percentile=calib_percentile, exclude=exclude, progress=progress,
+                     bits=bits)
     if patch not in PATCH_MODES:
         raise EdgeccError(f"patch={patch!r}: expected one of {PATCH_MODES}")
     patch_plan = None

@@ -12,6 +12,7 @@ path of int8.py instead; ``host_report`` picks the path.
 from __future__ import annotations
 
 import contextlib
+import io
 import glob
 import os
 import tempfile
@@ -243,6 +244,23 @@ def host_report(path: str, target: str = "generic", inputs: Optional[str] = None
         launcher = " ".join(record.launcher)
         text += f"\nexecuted instructions per inference ({launcher}, first sample): {n}"
     return text, ok
+
+
+def calibration_loss(path: str, input_shapes=None, **compile_options) -> str:
+    """The accuracy a low-bit PTQ (--quantize wNaM) keeps on its own calibration data: the
+    model compiled for the portable kernels (every target computes the same integers), run
+    on the calibration samples against onnxruntime running the float model: top-1 agreement
+    and SQNR of each output, as one phrase. Needs a host C compiler."""
+    with contextlib.redirect_stderr(io.StringIO()):  # its warnings were printed already
+        result = compile_model(path, "generic", input_shapes, **compile_options)
+    samples = load_inputs(compile_options["calib"], result.graph)
+    with tempfile.TemporaryDirectory(prefix="edgecc-loss-") as tmp, onnxruntime_errors(path):
+        rep = q.verify_ptq(result, read_model(path), samples, tmp, 0.0)
+    parts = [(f"top-1 agreement {100 * s.top1:.1f} %, " if s.top1 is not None else "")
+             + f"SQNR {s.sqnr_db:.1f} dB" + (f" ({s.name})" if len(rep.outputs) > 1 else "")
+             for s in rep.outputs]
+    return (f"on the {len(samples)} calibration sample{'s' if len(samples) > 1 else ''} "
+            f"against the float model: " + "; ".join(parts))
 
 
 def instructions_per_inference(build, inputs: Sequence[np.ndarray], record) -> int:

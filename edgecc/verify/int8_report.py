@@ -132,7 +132,7 @@ def format_quant_report(rep, show_layers: bool) -> str:
         n = rep.outputs[0].samples
         plural = "s" if n != 1 else ""
         if rep.mode == "ptq":
-            lines += [f"end to end over {n} sample{plural} (edgecc int8 vs onnxruntime's float "
+            lines += [f"end to end over {n} sample{plural} (edgecc quantized vs onnxruntime's float "
                       "model):",
                       f"{'output':<32} {'max abs err':>12} {'max rel err':>12} "
                       f"{'top-1 agree':>12} {'SQNR':>10}"]

@@ -103,14 +103,14 @@ def lower_bits(graph: Graph) -> Graph:
             packed.setdefault(x, p.inputs[0])
         if x not in packed:
             xt = g.types[x]
-            name = _fresh(g, x + ".bits")
+            name = g.fresh_name(x + ".bits")
             g.types[name] = packed_type(_clip_codes(g, p), nhwc(xt.shape), xt.quant.scale)
             nodes.append(Node("PackBits", (x,), (name,), NoAttrs(), node.name + ".pack",
                               node.origin))
             packed[x] = name
         w = _weights(g, node)
         wcode = fits(int(w.min()), int(w.max()))
-        wname = _fresh(g, node.inputs[1] + ".bits")
+        wname = g.fresh_name(node.inputs[1] + ".bits")
         g.constants[wname] = pack(np.moveaxis(w, 1, -1), wcode)
         g.types[wname] = packed_type(wcode, (w.shape[0], w.shape[2], w.shape[3], w.shape[1]),
                                      g.types[node.inputs[1]].quant.scale, axis=0)
@@ -131,7 +131,7 @@ def lower_bits(graph: Graph) -> Graph:
         clo, chi = _clip_bounds(g, clip)
         z = yt.quant.zero_point[0]
         out = clip.outputs[0]
-        name = _fresh(g, out + ".bits")
+        name = g.fresh_name(out + ".bits")
         g.types[name] = packed_type(ycode, nhwc(yt.shape), yt.quant.scale)
         attrs = BitsConvAttrs(lo=max(lo, clo) - z, hi=min(hi, chi) - z, **geometry)
         nodes.append(Node("QConvBits", inputs, (name,), attrs, node.name, node.origin))
@@ -218,25 +218,25 @@ def _binary_conv(g: Graph, node: Node, producers, consumers, packed, absorbed, n
         s_a = float(g.types[p.inputs[0]].quant.scale[0])
     elif p.outputs[0] not in packed:
         src = p.inputs[0]
-        name = _fresh(g, src + ".bits")
+        name = g.fresh_name(src + ".bits")
         g.types[name] = packed_type(Bits(1, binary=True), nhwc(g.types[src].shape), s_a)
         nodes.append(Node("PackBits", (src,), (name,), NoAttrs(), node.name + ".pack",
                           node.origin))
         packed[p.outputs[0]] = name
     w, alpha = signs
     m, c, kh, kw = w.shape
-    wname = _fresh(g, node.inputs[1] + ".bits")
+    wname = g.fresh_name(node.inputs[1] + ".bits")
     g.constants[wname] = pack(np.moveaxis(w, 1, -1), Bits(1, binary=True))
     g.types[wname] = packed_type(Bits(1, binary=True), (m, kh, kw, c), alpha, axis=0)
     b = g.constants[bias].astype(np.float64).reshape(-1) if bias else np.zeros(m)
     reach = c * kh * kw + 1   # |D| <= C KH KW: a threshold beyond decides nothing more
     t = np.clip(np.floor(b / (alpha * s_a)), -reach, reach)
     t = np.where(np.isnan(t), -reach, t)  # a NaN bias: the sum is NaN, its sign -1
-    tname = _fresh(g, node.name + ".threshold")
+    tname = g.fresh_name(node.name + ".threshold")
     g.constants[tname] = t.astype(np.int32)
     g.types[tname] = TensorType(DType.INT32, (m,))
     out = q_out.outputs[0]
-    yname = _fresh(g, out + ".bits")
+    yname = g.fresh_name(out + ".bits")
     g.types[yname] = packed_type(Bits(1, binary=True), nhwc(g.types[out].shape), s_y)
     geometry = dict(kernel=tuple(a.kernel), strides=tuple(a.strides), pads=tuple(a.pads),
                     dilations=tuple(a.dilations))
@@ -259,10 +259,3 @@ def _drop_unused_unpacks(g: Graph) -> Graph:
         g.nodes = [n for n in g.nodes if n not in dead]
     g.remove_unused()
     return g
-
-
-def _fresh(g: Graph, name: str) -> str:
-    base, k = name, 1
-    while name in g.types:
-        name, k = f"{base}{k}", k + 1
-    return name

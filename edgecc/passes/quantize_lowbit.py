@@ -145,7 +145,7 @@ def narrow(graph: Graph, widths: Dict[str, Tuple[int, int]], ranges) -> Graph:
         quant = QuantParams((scale,), (zp,), None, bits)
         xq = q.outputs[0]
         g.types[xq] = TensorType(DType.INT8, g.types[xq].shape, quant)
-        clipped = _fresh(g, xq + f"_a{bits}")
+        clipped = g.fresh_name(xq + f"_a{bits}")
         g.types[clipped] = TensorType(DType.INT8, g.types[xq].shape, quant)
         clip = Node("Clip", (xq,), (clipped,), UnaryAttrs(alpha=lo, beta=hi),
                     q.name + f".a{bits}", q.origin)
@@ -159,11 +159,11 @@ def narrow(graph: Graph, widths: Dict[str, Tuple[int, int]], ranges) -> Graph:
         if node.name in widths and widths[node.name][0] < 8:
             bits = widths[node.name][0]
             levels, scale = weight_levels(g.constants[node.inputs[1]], bits)
-            name = _fresh(g, node.inputs[1] + f"_w{bits}")
+            name = g.fresh_name(node.inputs[1] + f"_w{bits}")
             quant = QuantParams(tuple(float(s) for s in scale), (0,) * len(scale), 0, bits)
             g.constants[name] = levels
             g.types[name] = TensorType(DType.INT8, levels.shape, quant)
-            wdq = _fresh(g, name + "_dq")
+            wdq = g.fresh_name(name + "_dq")
             g.types[wdq] = TensorType(DType.FLOAT32, levels.shape)
             nodes.append(Node("DequantizeLinear", (name,), (wdq,), QuantAttrs(quant),
                               node.name + ".weights", node.origin))
@@ -172,10 +172,3 @@ def narrow(graph: Graph, widths: Dict[str, Tuple[int, int]], ranges) -> Graph:
     g.nodes = nodes
     g.remove_unused()
     return g
-
-
-def _fresh(g: Graph, name: str) -> str:
-    base, k = name, 1
-    while name in g.types:
-        name, k = f"{base}{k}", k + 1
-    return name

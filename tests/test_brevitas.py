@@ -75,13 +75,49 @@ def train(model, x, y, epochs=15):
     return model.eval()
 
 
-@pytest.mark.parametrize("wbits,abits", [(4, 4), (2, 2), (1, 1)])
-def test_brevitas_digits_cnn_matches_qonnx(wbits, abits, tmp_path):
-    torch.manual_seed(wbits)
+def float_network():
+    """The same layers in float (no quantizers): the float and int8 builds' network."""
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+                         nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, stride=2, bias=False),
+                         nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten(), nn.Linear(256, 10))
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """The trained networks' files: QONNX exports at w4a4, w2a2, w1a1, the float network's
+    ONNX and the held-out accuracy of its float and int8 (edgecc --quantize int8) builds."""
+    work = tmp_path_factory.mktemp("brevitas")
     xtr, ytr, xte, yte = digits()
-    model = train(network(wbits, abits), xtr, ytr)
-    path = str(tmp_path / f"digits_w{wbits}a{abits}.onnx")
-    export_qonnx(model, torch.tensor(xte[:1]), export_path=path)
+    out = {}
+    for wbits, abits in ((4, 4), (2, 2), (1, 1)):
+        torch.manual_seed(wbits)
+        model = train(network(wbits, abits), xtr, ytr)
+        path = str(work / f"digits_w{wbits}a{abits}.onnx")
+        export_qonnx(model, torch.tensor(xte[:1]), export_path=path)
+        with torch.no_grad():
+            pred = model(torch.tensor(xte[:HELD_OUT])).argmax(1).numpy()
+        out[(wbits, abits)] = (path, pred)
+    torch.manual_seed(0)
+    fmodel = train(float_network(), xtr, ytr)
+    fpath = str(work / "digits_float.onnx")
+    torch.onnx.export(fmodel, torch.tensor(xte[:1]), fpath, input_names=["x"],
+                      output_names=["y"], dynamo=False)
+    np.savez(str(work / "calib.npz"), x=xtr[:200])
+    acc = {}
+    for label, kw in (("float", {}), ("int8", dict(quantize="int8",
+                                                   calib=str(work / "calib.npz")))):
+        r = compile_model(fpath, "generic", **kw)
+        b = build_host(r.files, r.graph, "model", str(work / label), opt="-O1")
+        pred = [int(np.argmax(run_host(b, [x[None]])[0])) for x in xte[:HELD_OUT]]
+        acc[label] = float(np.mean(np.array(pred) == yte[:HELD_OUT]))
+    out["float_int8"] = acc
+    return out
+
+
+@pytest.mark.parametrize("wbits,abits", [(4, 4), (2, 2), (1, 1)])
+def test_brevitas_digits_cnn_matches_qonnx(wbits, abits, tmp_path, exports):
+    xtr, ytr, xte, yte = digits()
+    path, torch_pred = exports[(wbits, abits)]
     result = compile_model(path, "generic")  # no flag
     ops = {n.op for n in result.graph.nodes}
     if abits > 1:  # integer quantizers: the integer kernels (Brevitas' BatchNorm folded in),
@@ -94,8 +130,6 @@ def test_brevitas_digits_cnn_matches_qonnx(wbits, abits, tmp_path):
     wrapper = ModelWrapper(path).transform(InferShapes())
     name_in = wrapper.graph.input[0].name
     name_out = wrapper.graph.output[0].name
-    with torch.no_grad():
-        torch_pred = model(torch.tensor(xte[:HELD_OUT])).argmax(1).numpy()
     q_pred, e_pred, close, worst = [], [], 0, 0.0
     for x in xte[:HELD_OUT]:
         want = execute_onnx(wrapper, {name_in: x[None]})[name_out]
@@ -110,6 +144,8 @@ def test_brevitas_digits_cnn_matches_qonnx(wbits, abits, tmp_path):
            for k, p in (("brevitas", torch_pred), ("qonnx", q_pred), ("edgecc", e_pred))}
     print(f"w{wbits}a{abits}: held-out accuracy over {HELD_OUT}: " +
           ", ".join(f"{k} {v:.3f}" for k, v in acc.items()) +
+          f" (the float network's builds: float {exports['float_int8']['float']:.3f}, "
+          f"int8 {exports['float_int8']['int8']:.3f})" +
           f"; logits within 1e-4 on {close} of {HELD_OUT}, largest difference {worst:.3g} "
           "of the largest logit")
     assert np.count_nonzero(q_pred != e_pred) <= 2
@@ -193,3 +229,24 @@ def test_w2a2_memory_against_the_int8_build(tmp_path):
     assert split[2]["ops"] == ["QConvBits"] and split[8]["ops"] == ["QConv"]
     assert split[2]["weights"] <= 0.3 * split[8]["weights"]
     assert split[2]["activations"] <= 0.3 * split[8]["activations"]
+
+
+@pytest.mark.parametrize("target", ["aarch64-neon", "cortex-m7"])
+def test_brevitas_exports_on_targets(target, exports, tmp_path):
+    """The w2a2 and w1a1 exports on aarch64-neon (under qemu-aarch64) and cortex-m7 (firmware
+    under qemu-system-arm): `edgecc verify` with held-out images passes (each layer against
+    qonnx; on Cortex-M the firmware's outputs byte-identical with the host build)."""
+    import shutil
+    need = ("qemu-aarch64", "aarch64-linux-gnu-gcc") if target.startswith("aarch64") else \
+        ("qemu-system-arm", "arm-none-eabi-gcc")
+    if any(shutil.which(t) is None for t in need):
+        pytest.skip(f"needs {', '.join(need)}")
+    from edgecc.verify import verify_report
+    xte = digits()[2]
+    name_in = ModelWrapper(exports[(2, 2)][0]).graph.input[0].name
+    np.savez(str(tmp_path / "images.npz"), **{name_in: xte[:8]})
+    for key in ((2, 2), (1, 1)):
+        text, ok = verify_report(exports[key][0], target, str(tmp_path / "images.npz"))
+        assert ok, text
+        if target == "cortex-m7":
+            assert "bit-exact" in text or "byte" in text, text

@@ -4,7 +4,7 @@ convolution of the unpacked values (verify/reference.conv_int: no bit planes).
 
 Random cases (fixed seeds), one chain per case in one IR graph: int8 NCHW input -> PackBits ->
 QConvBits -> int8 NCHW, or -> packed codes -> UnpackBits -> int8. Codes of 1-4 bits, signed
-and unsigned, and binary (-1/+1, XOR + popcount); channel counts off multiples of 8, 32, 64 and
+and unsigned, binary (-1/+1, XOR + popcount), and k-bit codes against binary weights; channel counts off multiples of 8, 32, 64 and
 128; kernels 1x1 to 5x3, strides, dilations, asymmetric padding; power-of-two scales (ties).
 Built with -fsanitize=address,undefined for the portable kernels (generic, Cortex-M's C) and
 x86; for aarch64 (a static binary under qemu-aarch64) without.
@@ -62,8 +62,8 @@ class Chains:
         wc = Bits(1, binary=True) if binary else (rand_code(rng) if rng.random() < 0.3 else
                                                   [Bits(1, True), Bits(2, True), Bits(3, True),
                                                    Bits(4, True)][rng.integers(4)])
-        if wc.bits == 1 and wc.signed:
-            wc = Bits(1, signed=True)
+        if not binary and rng.random() < 0.15:
+            wc = Bits(1, binary=True)  # k-bit codes against -1/+1 weights
         kernel, s, p, d, (h, w), out_hw = geometry(rng)
         n = int(rng.integers(1, 3)) if rng.random() < 0.2 else 1
         c = int(CHANNELS[rng.integers(len(CHANNELS))])
@@ -150,7 +150,7 @@ def test_bit_plane_model_is_the_integer_convolution():
     for case in range(60):
         binary = case % 4 == 0
         xc = Bits(1, binary=True) if binary else rand_code(rng)
-        wc = Bits(1, binary=True) if binary else rand_code(rng)
+        wc = Bits(1, binary=True) if binary or case % 4 == 1 else rand_code(rng)
         kernel, s, p, d, (h, w), out_hw = geometry(rng)
         c, m = int(CHANNELS[rng.integers(len(CHANNELS))]), int(rng.integers(1, 9))
         x, wv = values(rng, xc, (2, c, h, w)), values(rng, wc, (m, c) + kernel)

@@ -47,6 +47,16 @@ def test_modes_put_the_middle_convolutions_on_bit_planes(mode, wbits, abits):
     assert layer(r, "/6/Conv").op == "QConvPack"  # depthwise: int8 weights, output codes
 
 
+def test_w1a1_runs_binary_weights_against_one_bit_codes():
+    r = compiled("w1a1")
+    for name in ("/3/Conv", "/9/Conv"):
+        node = layer(r, name)
+        x_t, w_t = (r.graph.types[t] for t in node.inputs[:2])
+        assert node.op == "QConvBits" and code(w_t).binary and code(x_t).bits == 1
+        assert sorted(set(unpack(r.graph.constants[node.inputs[1]], code(w_t),
+                                 w_t.shape[-1]).ravel())) == [-1, 1]
+
+
 def test_w4a8_keeps_int8_activations_with_4_bit_weights():
     r = compiled("w4a8")
     for name in ("/3/Conv", "/9/Conv"):

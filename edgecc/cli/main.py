@@ -43,13 +43,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _quantize_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("post-training quantization")
-    g.add_argument("--quantize", choices=["int8", "w4a8", "w4a4", "w2a2"],
+    g.add_argument("--quantize", choices=["int8", "w4a8", "w4a4", "w2a2", "w1a1"],
                    help="quantize a float model (needs --calib): int8 activations per tensor, "
                    "int8 weights per channel; wNaM: the convolutions between the first and "
                    "last layers with N-bit weights and M-bit activations (bit planes at 4 "
                    "bits and below), the rest int8")
     g.add_argument("--bits", metavar="FILE|auto", help="with --quantize wNaM: per-layer "
-                   "widths, lines 'LAYER w2a2|w4a4|w4a8|int8|auto'; 'auto' keeps the layers "
+                   "widths, lines 'LAYER w1a1|w2a2|w4a4|w4a8|int8|auto'; 'auto' keeps the layers "
                    "whose weights lose the most at the mode's width at int8")
     g.add_argument("--calib", metavar="DATA", help="calibration samples: .npz (keyed by input "
                    "name), .npy, a folder of .npy, or test_data_set_* folders")

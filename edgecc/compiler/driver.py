@@ -24,7 +24,7 @@ from .calibrate import calibrate, load_calibration, warn
 from .frontend import import_onnx
 from .loader import load_static_model
 
-QUANTIZE_MODES = (None, "int8", "w4a8", "w4a4", "w2a2")
+QUANTIZE_MODES = (None, "int8", "w4a8", "w4a4", "w2a2", "w1a1")
 CALIB_METHODS = ("minmax", "percentile", "entropy")
 PATCH_MODES = ("auto", True, False)
 PATCH_OVERHEAD = 0.10  # default cap on the tiles' extra instructions (estimated), a fraction of
@@ -70,7 +70,7 @@ def optimize(path: str, input_shapes=None, model=None, skip_passes: Sequence[str
         raise EdgeccError(f"{'--calib' if calib else '--quantize-exclude'} is only used with "
                           "--quantize int8")
     if bits and quantize in (None, "int8"):
-        raise EdgeccError("--bits is only used with --quantize w4a8, w4a4 or w2a2")
+        raise EdgeccError("--bits is only used with --quantize w4a8, w4a4, w2a2 or w1a1")
     if quantize and calib_method not in CALIB_METHODS:
         raise EdgeccError(f"--calib-method {calib_method}: expected one of "
                           f"{', '.join(CALIB_METHODS)}")

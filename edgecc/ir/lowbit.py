@@ -20,6 +20,8 @@ the input (padding adds nothing: a padded element is 0, whose code is all-zero b
           with c_p = -1 for the top plane of a signed operand, else +1 (two's complement)
   binary: acc = C * taps - 2 popcount(x XOR w)      (taps: the kernel taps inside the input;
           each of the C products is +1 when the bits agree and -1 when they differ)
+  k-bit input, binary weights (w = 2 b - 1):
+          acc = sum_i c_i 2^i (2 popcount(x_i AND b) - popcount(x_i))
 
 then, as the int8 kernels, y = clamp(requant(acc + b[m]) + z_y, lo, hi) (edgecc/ir/quant.py),
 written as int8 (NCHW) or as the k-bit codes of y (NHWC planes). A binary output is the sign
@@ -120,6 +122,12 @@ def conv_acc(xp: np.ndarray, x_code: Bits, wp: np.ndarray, w_code: Bits, channel
             if x_code.binary:
                 diff = POPCOUNT8[rows[:, None, :, :, 0, :] ^ taps[None, :, None, None, 0, :]]
                 tap = channels - 2 * diff.sum(-1)
+            elif w_code.binary:
+                tap = 0
+                for i, ci in enumerate(x_code.coefficients()):
+                    both = rows[:, None, :, :, i, :] & taps[None, :, None, None, 0, :]
+                    ones = POPCOUNT8[rows[:, None, :, :, i, :]].sum(-1)
+                    tap = tap + ci * (2 * POPCOUNT8[both].sum(-1) - ones)
             else:
                 tap = 0
                 for i, ci in enumerate(x_code.coefficients()):

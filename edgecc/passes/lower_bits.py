@@ -65,6 +65,13 @@ def _weights(graph: Graph, node: Node) -> Optional[np.ndarray]:
     return w if fits(int(w.min()), int(w.max())).bits <= MAX_BITS else None
 
 
+def weight_code(w: np.ndarray) -> Bits:
+    """-1/+1 weights (no zero) as binary (one plane), the others their narrowest code."""
+    if w.size and np.all(np.abs(w.astype(np.int64)) == 1):
+        return Bits(1, binary=True)
+    return fits(int(w.min()), int(w.max()))
+
+
 def _convertible(graph: Graph, node: Node, producers) -> bool:
     if node.op != "QConv" or len(node.attrs.kernel) != 2 or node.attrs.group != 1:
         return False
@@ -109,7 +116,7 @@ def lower_bits(graph: Graph) -> Graph:
                               node.origin))
             packed[x] = name
         w = _weights(g, node)
-        wcode = fits(int(w.min()), int(w.max()))
+        wcode = weight_code(w)
         wname = g.fresh_name(node.inputs[1] + ".bits")
         g.constants[wname] = pack(np.moveaxis(w, 1, -1), wcode)
         g.types[wname] = packed_type(wcode, (w.shape[0], w.shape[2], w.shape[3], w.shape[1]),

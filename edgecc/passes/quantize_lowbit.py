@@ -1,4 +1,4 @@
-"""Post-training quantization to fewer than 8 bits (--quantize w4a8, w4a4, w2a2; --bits FILE).
+"""Post-training quantization to fewer than 8 bits (--quantize w4a8, w4a4, w2a2, w1a1; --bits).
 
 Runs after passes/quantize.py has put int8 Q/DQ around the layers, on the layers given a
 narrower width (by default every 2-D Conv of group 1 between the first and the last layer
@@ -12,10 +12,12 @@ the integer form QONNX models have (compiler/lowering/qonnx.py), so fold-qdq and
 take the layer as they take a Brevitas layer: a QConv, on bit planes when both widths are <= 4.
 
 Math: weights symmetric per output channel, s_w[c] = max|W[c]| / (2^(k-1) - 1), levels
-round(W / s_w) (half to even) in [-(2^(k-1) - 1), 2^(k-1) - 1]. Activations from the calibrated range
+round(W / s_w) (half to even) in [-(2^(k-1) - 1), 2^(k-1) - 1]; 1 bit: levels sign(W) (+1
+for 0), s_w[c] = mean |W[c]| (XNOR-Net), run as -1/+1 weights against the input's codes. Activations from the calibrated range
 [lo, hi] of x: unsigned a-bit codes when lo >= 0 (after a Relu), s' = hi / (2^a - 1), zero
 point -128 (int8 carrier, codes q + 128 in [0, 2^a - 1]); else signed symmetric, s' =
-max(|lo|, |hi|) / (2^(a-1) - 1), zero point 0, levels [-(2^(a-1) - 1), 2^(a-1) - 1].
+max(|lo|, |hi|) / (2^(a-1) - 1), zero point 0, levels [-(2^(a-1) - 1), 2^(a-1) - 1]
+(1 bit: unsigned codes {0, 1} only; a signed input stays 8-bit).
 
 ``auto`` (a per-layer width): the layer takes the mode's widths unless the SQNR of its weights
 quantized at that width is more than AUTO_MARGIN_DB below the median of the layers given
@@ -32,7 +34,7 @@ from ..ir import DType, Graph, Node, QuantParams, TensorType, UnaryAttrs
 from ..ir.ops.quantize_linear import QuantAttrs, QuantizeAttrs
 from ..ir.ops import op_macs
 
-MODES = {"w4a8": (4, 8), "w4a4": (4, 4), "w2a2": (2, 2)}
+MODES = {"w4a8": (4, 8), "w4a4": (4, 4), "w2a2": (2, 2), "w1a1": (1, 1)}
 AUTO_MARGIN_DB = 3.0
 
 
@@ -45,6 +47,10 @@ def candidates(graph: Graph):
 
 
 def weight_levels(w: np.ndarray, bits: int) -> Tuple[np.ndarray, np.ndarray]:
+    if bits == 1:  # binary: sign(W) (+1 for 0), scale mean |W[c]| (XNOR-Net)
+        mean = np.abs(w.astype(np.float64)).reshape(w.shape[0], -1).mean(axis=1)
+        scale = np.where(mean > 0, mean, 1.0).astype(np.float32).astype(np.float64)
+        return np.where(w >= 0, 1, -1).astype(np.int8), scale
     top = (1 << (bits - 1)) - 1
     flat = np.abs(w.astype(np.float64)).reshape(w.shape[0], -1).max(axis=1)
     scale = np.where(flat > 0, flat / top, 1.0).astype(np.float32).astype(np.float64)
@@ -61,7 +67,8 @@ def weight_sqnr(w: np.ndarray, bits: int) -> float:
 
 
 def activation_params(lo: float, hi: float, bits: int):
-    """(scale, zero point, levels lo, levels hi) of a-bit codes in an int8 carrier."""
+    """(scale, zero point, levels lo, levels hi) of a-bit codes in an int8 carrier (1 bit:
+    unsigned only, the caller keeps a signed tensor wider)."""
     if lo >= 0:
         scale = max(hi, 1e-12) / ((1 << bits) - 1)
         return float(np.float32(scale)), -128, -128, -128 + (1 << bits) - 1
@@ -139,7 +146,7 @@ def narrow(graph: Graph, widths: Dict[str, Tuple[int, int]], ranges) -> Graph:
             continue
         bits = widths[node.name][1]
         rng = ranges.get(dq.outputs[0], ranges.get(q.inputs[0]))  # passes/quantize.py names
-        if rng is None:
+        if rng is None or (bits == 1 and rng[0] < 0):  # 1 bit: codes {0, 1}, unsigned only
             continue
         scale, zp, lo, hi = activation_params(float(rng[0]), float(rng[1]), bits)
         quant = QuantParams((scale,), (zp,), None, bits)

@@ -54,7 +54,7 @@ def conv_bits_context(ctx, node):
         x=ctx.view(xn), w=ctx.view(wn), y=ctx.view(yn), b=ctx.view(bn) if bn else None,
         N=n, H=h, W=w, C=c, M=m, OH=oh, OW=ow, KH=a.kernel[0], KW=a.kernel[1],
         S=a.strides, D=a.dilations, P=a.pads[:2], CB=(c + 7) // 8,
-        XB=xc.bits, WB=wc.bits, binary=xc.binary,
+        XB=xc.bits, WB=wc.bits, binary=xc.binary, w_binary=wc.binary and not xc.binary,
         coef=[[ci * cj for cj in wc.coefficients()] for ci in xc.coefficients()],
         y_packed=packed_out, YB=code(y_t).bits if packed_out else 0, CBY=(m + 7) // 8,
         y_binary=packed_out and code(y_t).binary,

@@ -103,8 +103,8 @@ def check_conv_bits(graph: Graph, node: Node) -> Optional[str]:
     x, w, y = (graph.types[n] for n in (node.inputs[0], node.inputs[1], node.outputs[0]))
     if not (_packed(x) and _packed(w) and node.inputs[1] in graph.constants):
         return "needs packed input and packed constant weights"
-    if (x.dtype == DType.BINARY) != (w.dtype == DType.BINARY):
-        return "binary input needs binary weights (and k-bit input k-bit weights)"
+    if x.dtype == DType.BINARY and w.dtype != DType.BINARY:
+        return "binary input needs binary weights"
     if not (_int8(y) or _packed(y)) or x.rank != 4 or w.rank != 4 or w.shape[3] != x.shape[3]:
         return f"shapes or types do not match: {x}, {w} -> {y}"
     most = abs(code(x).levels[0]) if not code(x).signed else 1 << (code(x).bits - 1)

@@ -120,7 +120,8 @@ def aarch64_rows(layer, precisions, work):
         for target in ["generic"] + targets:
             record = neon if target == "generic" else get_target(target)
             files, laid = files_for(graph, target)
-            build = build_host(files, laid, "model", os.path.join(work, f"a-{prec}-{target}"),
+            tag = f"a-{layer[0]}-{layer[1]}-{layer[2]}-{layer[3]}-{prec}-{target}"
+            build = build_host(files, laid, "model", os.path.join(work, tag),
                                opt=OPT, **record.build_options())
             out = run_host(build, [x])[0]
             if ref is None:
@@ -168,7 +169,8 @@ def x86_rows(layer, precisions, work, reps):
         graph, x, _ = layer_graph(prec, layer)
         outs = []
         for target in ("generic", "x86-avx2"):
-            lib = Lib(graph, target, os.path.join(work, f"x-{prec}-{target}"))
+            tag = f"x-{layer[0]}-{layer[1]}-{layer[2]}-{layer[3]}-{prec}-{target}"
+            lib = Lib(graph, target, os.path.join(work, tag))  # one folder a layer: dlopen
             lib.x[...] = x.reshape(lib.x.shape)
             lib()
             outs.append(lib.y.copy())

@@ -200,8 +200,8 @@ def compile_for(ch: Chains, target: str):
 
 # targets whose own kernels take every QConvBits case here (the portable popcount helpers
 # must then be absent from the generated C)
-SIMD_X86 = False
-SIMD_NEON = False
+SIMD_X86 = True
+SIMD_NEON = True
 SIMD = {"x86-avx2": SIMD_X86, "aarch64-neon": SIMD_NEON}
 
 

@@ -1,6 +1,7 @@
-"""edgecc's x86 kernels (issue 13): float and int8 layers on AVX2 and FMA (immintrin.h),
-generated per layer with shapes, strides, padding and requantization as compile-time
-constants and weights packed at compile time in the order the kernels read them.
+"""edgecc's x86 kernels (issue 13): float and int8 layers on AVX2 and FMA (immintrin.h), and
+the bit-plane convolutions of low-bit layers (issue 15, lowbit_conv.py), generated per layer
+with shapes, strides, padding and requantization as compile-time constants and weights packed
+at compile time in the order the kernels read them.
 
 A kernel takes a node only when its preconditions hold (see each module); the others run the
 portable kernels (``generic``, next in the x86-avx2 chain). The layout pass of the target
@@ -21,8 +22,9 @@ TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 COMMON = ("x86_common.c.j2",)  # every kernel's ``needs``: the #error guard and immintrin.h
 from . import float_conv, float_gemm, float_pool  # noqa: E402  (after COMMON)
 
-from . import int8_conv, int8_depthwise, int8_eltwise, int8_fc  # noqa: E402
-MODULES = (float_conv, float_gemm, float_pool, int8_conv, int8_depthwise, int8_fc, int8_eltwise)  # kernel modules, in the order they are asked
+from . import int8_conv, int8_depthwise, int8_eltwise, int8_fc, lowbit_conv  # noqa: E402
+MODULES = (float_conv, float_gemm, float_pool, int8_conv, int8_depthwise, int8_fc, int8_eltwise,
+           lowbit_conv)  # kernel modules, in the order they are asked
 
 
 def runtime_files(generated: Dict[str, str], target) -> Dict[str, str]:

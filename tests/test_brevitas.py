@@ -31,6 +31,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 
 from edgecc.compiler.driver import compile_model  # noqa: E402
 from edgecc.runner import build_host, run_host  # noqa: E402
+from edgecc.targets.registry import get_target  # noqa: E402
 
 nn = torch.nn
 TRAIN = 1400
@@ -235,7 +236,8 @@ def test_w2a2_memory_against_the_int8_build(tmp_path):
 def test_brevitas_exports_on_targets(target, exports, tmp_path):
     """The w2a2 and w1a1 exports on aarch64-neon (under qemu-aarch64) and cortex-m7 (firmware
     under qemu-system-arm): `edgecc verify` with held-out images passes (each layer against
-    qonnx; on Cortex-M the firmware's outputs byte-identical with the host build)."""
+    qonnx; on Cortex-M the firmware's outputs byte-identical with the host build; on aarch64
+    the qemu-aarch64 build's outputs byte-identical with the host's portable build)."""
     import shutil
     need = ("qemu-aarch64", "aarch64-linux-gnu-gcc") if target.startswith("aarch64") else \
         ("qemu-system-arm", "arm-none-eabi-gcc")
@@ -250,3 +252,13 @@ def test_brevitas_exports_on_targets(target, exports, tmp_path):
         assert ok, text
         if target == "cortex-m7":
             assert "bit-exact" in text or "byte" in text, text
+        else:  # the aarch64 build's outputs byte-identical with the host's portable build
+            record = get_target(target)
+            host, arm = compile_model(exports[key][0], "generic"), \
+                compile_model(exports[key][0], target)
+            bh = build_host(host.files, host.graph, "model", str(tmp_path / f"h{key}"))
+            ba = build_host(arm.files, arm.graph, "model", str(tmp_path / f"a{key}"),
+                            **record.build_options())
+            for x in xte[:8]:
+                assert run_host(bh, [x[None]])[0].tobytes() == \
+                    run_host(ba, [x[None]])[0].tobytes()

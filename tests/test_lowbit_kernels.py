@@ -4,8 +4,9 @@ convolution of the unpacked values (verify/reference.conv_int: no bit planes).
 
 Random cases (fixed seeds), one chain per case in one IR graph: int8 NCHW input -> PackBits ->
 QConvBits -> int8 NCHW, or -> packed codes -> UnpackBits -> int8. Codes of 1-4 bits, signed
-and unsigned, binary (-1/+1, XOR + popcount), and k-bit codes against binary weights; channel counts off multiples of 8, 32, 64 and
-128; kernels 1x1 to 5x3, strides, dilations, asymmetric padding; power-of-two scales (ties).
+and unsigned, binary (-1/+1, XOR + popcount), and k-bit codes against binary weights; channel
+counts off multiples of 8, 32, 64 and 128; kernels 1x1 to 5x3, strides, dilations, asymmetric
+padding; power-of-two scales (ties).
 Built with -fsanitize=address,undefined for the portable kernels (generic, Cortex-M's C) and
 x86; for aarch64 (a static binary under qemu-aarch64) without.
 """
@@ -57,37 +58,51 @@ class Chains:
         self.feeds, self.expected, self.labels = [], [], []
 
     def add(self, rng, binary=False, packed_out=None):
-        k = len(self.labels)
+        """A chain of random codes and geometry."""
         xc = Bits(1, binary=True) if binary else rand_code(rng)
         wc = Bits(1, binary=True) if binary else (rand_code(rng) if rng.random() < 0.3 else
                                                   [Bits(1, True), Bits(2, True), Bits(3, True),
                                                    Bits(4, True)][rng.integers(4)])
         if not binary and rng.random() < 0.15:
             wc = Bits(1, binary=True)  # k-bit codes against -1/+1 weights
-        kernel, s, p, d, (h, w), out_hw = geometry(rng)
+        kernel, s, p, d, hw, _ = geometry(rng)
         n = int(rng.integers(1, 3)) if rng.random() < 0.2 else 1
         c = int(CHANNELS[rng.integers(len(CHANNELS))])
         m = int(rng.integers(1, 21)) if rng.random() < 0.7 else int(rng.integers(60, 70))
+        packed_out = rng.random() < 0.5 if packed_out is None else packed_out
+        yc = (Bits(1, binary=True) if rng.random() < 0.25 else rand_code(rng)) if packed_out \
+            else None
+        self.case(rng, xc, wc, yc, c, m, kernel, s, p, d, hw, n, bias=rng.random() < 0.8,
+                  pow2_weights=rng.random() < 0.5)
+
+    def case(self, rng, xc, wc, yc, c, m, kernel=(3, 3), s=(1, 1), p=(1, 1, 1, 1), d=(1, 1),
+             hw=(6, 7), n=1, bias=True, pow2_weights=False, s_x=None, int8_bounds=None):
+        """One PackBits -> QConvBits [-> UnpackBits] chain of the given codes and geometry
+        (``yc`` None: int8 output, clamped to ``int8_bounds`` or random ones); random values,
+        power-of-two input and output scales (ties), the expected output from the model."""
+        k = len(self.labels)
+        h, w = hw
+        out_hw = tuple((hw[i] + p[i] + p[i + 2] - (kernel[i] - 1) * d[i] - 1) // s[i] + 1
+                       for i in range(2))
         zx = int(rng.integers(-100, 100))
         codes = values(rng, xc, (n, c, h, w))
         x = (codes + zx).astype(np.int8)
         wv = values(rng, wc, (m, c) + kernel)
-        s_x = 2.0 ** -int(rng.integers(2, 6))
+        s_x = 2.0 ** -int(rng.integers(2, 6)) if s_x is None else s_x
         s_w = 2.0 ** -rng.integers(3, 8, m).astype(np.float64)
-        if rng.random() < 0.5:
+        if not pow2_weights:
             s_w = s_w * rng.uniform(0.6, 1.0, m)
         s_w = s_w.astype(np.float32).astype(np.float64)
-        b = rng.integers(-400, 400, m).astype(np.int32) if rng.random() < 0.8 else None
+        b = rng.integers(-400, 400, m).astype(np.int32) if bias else None
         xp = pack(np.moveaxis(codes, 1, -1), xc)
         wp = pack(np.moveaxis(wv, 1, -1), wc)
         acc = conv_acc(xp, xc, wp, wc, c, kernel, s, p, d, out_hw)
         spread = max(float(np.std(acc * s_w.reshape(1, -1, 1, 1))), 1e-3)
-        packed_out = rng.random() < 0.5 if packed_out is None else packed_out
-        yc = (Bits(1, binary=True) if rng.random() < 0.25 else rand_code(rng)) if packed_out \
-            else None
+        packed_out = yc is not None
         s_y = float(np.float32(2.0 ** round(np.log2(spread * s_x / (4 if packed_out else 40)))))
         zy = 0 if packed_out else int(rng.integers(-60, 60))
-        lo, hi = yc.levels if packed_out else sorted(int(v) for v in rng.integers(-128, 128, 2))
+        lo, hi = yc.levels if packed_out else (
+            int8_bounds or sorted(int(v) for v in rng.integers(-128, 128, 2)))
         attrs = BitsConvAttrs(kernel, s, p, d, lo, hi)
         want = qconv_bits(xp, xc, wp, wc, b, s_x, s_w, s_y, c, attrs, out_hw, zy,
                           binary_out=packed_out and yc.binary)

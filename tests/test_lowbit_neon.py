@@ -11,14 +11,12 @@ import numpy as np
 import pytest
 
 from edgecc.backends.neon import lowbit_conv
-from edgecc.ir import DType, NoAttrs, Node, QuantParams, TensorType
-from edgecc.ir.lowbit import Bits, conv_acc, pack, qconv_bits
-from edgecc.ir.ops.lowbit_ops import BitsConvAttrs, packed_type
+from edgecc.ir.lowbit import Bits
 from edgecc.ir.quant import requantize
 from edgecc.runner import build_host, run_host
 from edgecc.targets.registry import get_target
 
-from test_lowbit_kernels import Chains, compile_for, values
+from test_lowbit_kernels import Chains, compile_for
 
 U, S, BIN = (lambda k: Bits(k)), (lambda k: Bits(k, True)), Bits(1, binary=True)
 
@@ -72,55 +70,10 @@ def test_padding_patterns_name_the_taps_outside():
             assert taps[rpat[oh] + cpat[ow]] == want
 
 
-def add(ch: Chains, rng, xc, wc, yc, c, m, kernel=(3, 3), s=(1, 1), p=(1, 1, 1, 1), d=(1, 1),
-        hw=(6, 6), n=1, int8_out=False):
-    """One PackBits -> QConvBits [-> UnpackBits] chain of the given codes and geometry (as
-    Chains.add, without its random choices); ``yc`` None: int8 output."""
-    k = len(ch.labels)
-    h, w = hw
-    oh = (h + p[0] + p[2] - (kernel[0] - 1) * d[0] - 1) // s[0] + 1
-    ow = (w + p[1] + p[3] - (kernel[1] - 1) * d[1] - 1) // s[1] + 1
-    codes = values(rng, xc, (n, c, h, w))
-    zx = int(rng.integers(-60, 60))
-    x = (codes + zx).astype(np.int8)
-    wv = values(rng, wc, (m, c) + kernel)
-    s_x, s_w = 2.0 ** -3, (2.0 ** -rng.integers(3, 7, m) * rng.uniform(0.6, 1, m))
-    s_w = s_w.astype(np.float32).astype(np.float64)
-    b = rng.integers(-400, 400, m).astype(np.int32)
-    xp, wp = pack(np.moveaxis(codes, 1, -1), xc), pack(np.moveaxis(wv, 1, -1), wc)
-    acc = conv_acc(xp, xc, wp, wc, c, kernel, s, p, d, (oh, ow))
-    spread = max(float(np.std(acc * s_w.reshape(1, -1, 1, 1))), 1e-3)
-    packed_out = yc is not None
-    s_y = float(np.float32(2.0 ** round(np.log2(spread * s_x / (4 if packed_out else 40)))))
-    zy = 0 if packed_out else int(rng.integers(-30, 30))
-    lo, hi = yc.levels if packed_out else (-120, 110)
-    attrs = BitsConvAttrs(kernel, s, p, d, lo, hi)
-    want = qconv_bits(xp, xc, wp, wc, b, s_x, s_w, s_y, c, attrs, (oh, ow), zy,
-                      binary_out=packed_out and yc.binary)
-    zu = int(rng.integers(-50, 50))
-    g = ch.g
-    g.inputs.append(f"x{k}")
-    g.types[f"x{k}"] = TensorType(DType.INT8, x.shape, QuantParams((s_x,), (zx,)))
-    g.types[f"xb{k}"] = packed_type(xc, (n, h, w, c), s_x)
-    g.constants[f"w{k}"], g.constants[f"b{k}"] = wp, b
-    g.types[f"w{k}"] = packed_type(wc, (m,) + kernel + (c,), s_w, axis=0)
-    g.types[f"b{k}"] = TensorType(DType.INT32, b.shape)
-    ins = (f"xb{k}", f"w{k}", f"b{k}")
-    g.nodes.append(Node("PackBits", (f"x{k}",), (f"xb{k}",), NoAttrs(), f"pack{k}"))
-    if packed_out:
-        g.types[f"yb{k}"] = packed_type(yc, (n, oh, ow, m), s_y)
-        g.nodes.append(Node("QConvBits", ins, (f"yb{k}",), attrs, f"conv{k}"))
-        g.nodes.append(Node("UnpackBits", (f"yb{k}",), (f"y{k}",), NoAttrs(), f"unpack{k}"))
-        g.types[f"y{k}"] = TensorType(DType.INT8, (n, m, oh, ow), QuantParams((s_y,), (zu,)))
-        want = want + zu
-    else:
-        g.nodes.append(Node("QConvBits", ins, (f"y{k}",), attrs, f"conv{k}"))
-        g.types[f"y{k}"] = TensorType(DType.INT8, (n, m, oh, ow), QuantParams((s_y,), (zy,)))
-    g.outputs.append(f"y{k}")
-    ch.feeds.append(x)
-    ch.expected.append(want.astype(np.int8))
-    ch.labels.append(f"case {k}: x {xc} w {wc} y {yc} c={c} m={m} n={n} hw={hw} k={kernel} "
-                     f"s={s} p={p} d={d}")
+def add(ch: Chains, rng, xc, wc, yc, c, m, hw=(6, 6), **geometry):
+    """One chain of the given codes and geometry (Chains.case, int8 outputs clamped to
+    [-120, 110]); ``yc`` None: int8 output."""
+    ch.case(rng, xc, wc, yc, c, m, hw=hw, s_x=2.0 ** -3, int8_bounds=(-120, 110), **geometry)
 
 
 CASES = [  # (x, w, y or None for int8, C, M, extra geometry)

@@ -12,11 +12,9 @@ import re
 
 import numpy as np
 import pytest
-from test_lowbit_kernels import Chains, chains, compile_for, cpu_flags, values
+from test_lowbit_kernels import Chains, chains, compile_for, cpu_flags
 
-from edgecc.ir import DType, NoAttrs, Node, QuantParams, TensorType
-from edgecc.ir.lowbit import Bits, conv_acc, pack, qconv_bits
-from edgecc.ir.ops.lowbit_ops import BitsConvAttrs, packed_type
+from edgecc.ir.lowbit import Bits
 from edgecc.runner import build_host, run_host
 from edgecc.targets.registry import get_target
 
@@ -25,60 +23,6 @@ TARGETS = ["x86-avx2", pytest.param("x86-avx512-vnni", marks=pytest.mark.skipif(
     not {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"} <= cpu_flags(),
     reason="the CPU lacks AVX-512 VL or VNNI"))]
 B = Bits(1, binary=True)
-
-
-def add_case(ch: Chains, rng, xc, wc, yc, c, m, kernel=(3, 3), s=(1, 1), p=(1, 1, 1, 1),
-             d=(1, 1), hw=(6, 7), n=1, bias=True):
-    """One PackBits -> QConvBits [-> UnpackBits] chain (yc None: int8 output), as Chains.add
-    with the layer chosen."""
-    k = len(ch.labels)
-    h, w = hw
-    out_hw = tuple((hw[i] + p[i] + p[i + 2] - (kernel[i] - 1) * d[i] - 1) // s[i] + 1
-                   for i in range(2))
-    zx = int(rng.integers(-100, 100))
-    codes = values(rng, xc, (n, c, h, w))
-    x = (codes + zx).astype(np.int8)
-    wv = values(rng, wc, (m, c) + kernel)
-    s_x = 2.0 ** -int(rng.integers(2, 6))
-    s_w = (2.0 ** -rng.integers(3, 8, m) * rng.uniform(0.6, 1.0, m)).astype(np.float32)
-    s_w = s_w.astype(np.float64)
-    b = rng.integers(-400, 400, m).astype(np.int32) if bias else None
-    xp, wp = pack(np.moveaxis(codes, 1, -1), xc), pack(np.moveaxis(wv, 1, -1), wc)
-    acc = conv_acc(xp, xc, wp, wc, c, kernel, s, p, d, out_hw)
-    spread = max(float(np.std(acc * s_w.reshape(1, -1, 1, 1))), 1e-3)
-    s_y = float(np.float32(2.0 ** round(np.log2(spread * s_x / (4 if yc else 40)))))
-    zy = 0 if yc else int(rng.integers(-60, 60))
-    lo, hi = yc.levels if yc else sorted(int(v) for v in rng.integers(-128, 128, 2))
-    attrs = BitsConvAttrs(kernel, s, p, d, lo, hi)
-    want = qconv_bits(xp, xc, wp, wc, b, s_x, s_w, s_y, c, attrs, out_hw, zy,
-                      binary_out=bool(yc and yc.binary))
-    zu = int(rng.integers(-100, 100))
-    g = ch.g
-    g.inputs.append(f"x{k}")
-    g.types[f"x{k}"] = TensorType(DType.INT8, x.shape, QuantParams((s_x,), (zx,)))
-    g.types[f"xb{k}"] = packed_type(xc, (n, h, w, c), s_x)
-    g.constants[f"w{k}"] = wp
-    g.types[f"w{k}"] = packed_type(wc, (m,) + kernel + (c,), s_w, axis=0)
-    ins = (f"xb{k}", f"w{k}")
-    if b is not None:
-        g.constants[f"b{k}"] = b
-        g.types[f"b{k}"] = TensorType(DType.INT32, b.shape)
-        ins += (f"b{k}",)
-    g.nodes.append(Node("PackBits", (f"x{k}",), (f"xb{k}",), NoAttrs(), f"pack{k}"))
-    if yc:
-        g.types[f"yb{k}"] = packed_type(yc, (n,) + out_hw + (m,), s_y)
-        g.nodes.append(Node("QConvBits", ins, (f"yb{k}",), attrs, f"conv{k}"))
-        g.nodes.append(Node("UnpackBits", (f"yb{k}",), (f"y{k}",), NoAttrs(), f"unpack{k}"))
-        g.types[f"y{k}"] = TensorType(DType.INT8, (n, m) + out_hw, QuantParams((s_y,), (zu,)))
-        want = want + zu
-    else:
-        g.nodes.append(Node("QConvBits", ins, (f"y{k}",), attrs, f"conv{k}"))
-        g.types[f"y{k}"] = TensorType(DType.INT8, (n, m) + out_hw, QuantParams((s_y,), (zy,)))
-    g.outputs.append(f"y{k}")
-    ch.feeds.append(x)
-    ch.expected.append(want.astype(np.int8))
-    ch.labels.append(f"case {k}: x {xc} w {wc} y {yc} c={c} m={m} n={n} hw={hw} k={kernel} "
-                     f"s={s} p={p} d={d}")
 
 
 def run(ch: Chains, target, tmp_path):
@@ -109,14 +53,14 @@ def test_wide_layers(tmp_path, target):
                              (u4, s4, None, 128, 33), (s4, s3, s2, 64, 17), (u2, B, B, 256, 16),
                              (s3, Bits(4), Bits(3), 72, 9), (Bits(1), Bits(1, True), B, 130, 8),
                              (u4, B, None, 13, 21), (s2, s4, u4, 31, 65)]:
-        add_case(ch, rng, xc, wc, yc, c, m)
-    add_case(ch, rng, B, B, B, 256, 32, kernel=(3, 3), s=(2, 2), p=(1, 0, 1, 0), hw=(9, 8))
-    add_case(ch, rng, u4, s4, u4, 64, 16, kernel=(3, 3), d=(2, 2), p=(2, 2, 2, 2), hw=(7, 9))
-    add_case(ch, rng, B, B, u2, 64, 16, kernel=(3, 3), d=(2, 1), p=(0, 2, 1, 0), n=2)
-    add_case(ch, rng, u2, s2, None, 128, 16, kernel=(1, 1), p=(0, 0, 0, 0), hw=(5, 5), n=2,
+        ch.case(rng, xc, wc, yc, c, m)
+    ch.case(rng, B, B, B, 256, 32, kernel=(3, 3), s=(2, 2), p=(1, 0, 1, 0), hw=(9, 8))
+    ch.case(rng, u4, s4, u4, 64, 16, kernel=(3, 3), d=(2, 2), p=(2, 2, 2, 2), hw=(7, 9))
+    ch.case(rng, B, B, u2, 64, 16, kernel=(3, 3), d=(2, 1), p=(0, 2, 1, 0), n=2)
+    ch.case(rng, u2, s2, None, 128, 16, kernel=(1, 1), p=(0, 0, 0, 0), hw=(5, 5), n=2,
              bias=False)
-    add_case(ch, rng, B, B, B, 128, 16, kernel=(1, 1), p=(0, 0, 0, 0), hw=(5, 5), bias=False)
-    add_case(ch, rng, u4, s4, None, 8, 8, kernel=(5, 3), p=(2, 0, 2, 3), hw=(3, 2))
+    ch.case(rng, B, B, B, 128, 16, kernel=(1, 1), p=(0, 0, 0, 0), hw=(5, 5), bias=False)
+    ch.case(rng, u4, s4, None, 8, 8, kernel=(5, 3), p=(2, 0, 2, 3), hw=(3, 2))
     run(ch, target, tmp_path)
 
 
@@ -129,7 +73,7 @@ def test_bench_layers_keep_the_flash_bytes(tmp_path):
     codes = [(B, B), (Bits(2), Bits(2, True)), (Bits(4), Bits(4, True))]
     for cin, cout, k in shapes:
         for xc, wc in codes:
-            add_case(ch, rng, xc, wc, xc, cin, cout, kernel=(k, k), p=(k // 2,) * 4, hw=(8, 8))
+            ch.case(rng, xc, wc, xc, cin, cout, kernel=(k, k), p=(k // 2,) * 4, hw=(8, 8))
     files = run(ch, "x86-avx2", tmp_path)
     sizes = {int(k): int(n) for k, n in re.findall(
         r"const uint8_t model_w__L\d+_qconvbits_conv(\d+)_w\[(\d+)\]", files["model_weights.c"])}

@@ -15,9 +15,9 @@ input is the output of an UnpackBits reads that UnpackBits' packed input instead
 low-bit layers keeps its activations packed.
 
 Then a PackBits whose input is an int8 Clip's output that only it reads, of a 2-D QConv that
-only the Clip reads, becomes that QConv's output: QConvPack(x, W, b) writes the codes
-y - z_y, clamped as the Clip and the QConv's Relu clamp y, directly (the first layer of a low-bit network keeps no
-int8 copy of its output in the arena).
+only the Clip reads, becomes that QConv's output: QConvPack(x, W, b) writes the codes y - z_y
+directly, clamped as the Clip and the QConv's Relu clamp y (the first layer of a low-bit
+network keeps no int8 copy of its output in the arena).
 
 Math: the codes are the zero-point-free integers the int8 kernel multiplies (x - z_x) and w,
 so acc = sum (x - z_x) w is computed from the same integers (ir/lowbit.py gives the bit-plane
@@ -55,6 +55,15 @@ def _clip_codes(graph: Graph, node: Optional[Node]) -> Optional[Bits]:
 def _clip_bounds(graph: Graph, node: Node):
     qmin, qmax = quant_range(np.int8)
     return max(qmin, int(np.ceil(node.attrs.alpha))), min(qmax, int(np.floor(node.attrs.beta)))
+
+
+def _code_clamp(graph: Graph, conv: Node, clip: Node):
+    """The clamp of a QConv's output codes (y - z_y): its fused Relu's and the Clip's."""
+    yt = graph.types[conv.outputs[0]]
+    lo, hi = activation_bounds(conv.attrs.activation, yt)
+    clo, chi = _clip_bounds(graph, clip)
+    z = yt.quant.zero_point[0]
+    return max(lo, clo) - z, min(hi, chi) - z
 
 
 def _weights(graph: Graph, node: Node) -> Optional[np.ndarray]:
@@ -135,12 +144,11 @@ def lower_bits(graph: Graph) -> Graph:
             nodes.append(Node("QConvBits", inputs, (y,), BitsConvAttrs(lo=lo, hi=hi, **geometry),
                               node.name, node.origin))
             continue
-        clo, chi = _clip_bounds(g, clip)
-        z = yt.quant.zero_point[0]
         out = clip.outputs[0]
         name = g.fresh_name(out + ".bits")
         g.types[name] = packed_type(ycode, nhwc(yt.shape), yt.quant.scale)
-        attrs = BitsConvAttrs(lo=max(lo, clo) - z, hi=min(hi, chi) - z, **geometry)
+        lo, hi = _code_clamp(g, node, clip)
+        attrs = BitsConvAttrs(lo=lo, hi=hi, **geometry)
         nodes.append(Node("QConvBits", inputs, (name,), attrs, node.name, node.origin))
         unpack = Node("UnpackBits", (name,), (out,), NoAttrs(), clip.name + ".unpack",
                       clip.origin)
@@ -165,13 +173,9 @@ def _fuse_packs(g: Graph) -> Graph:
                 or len(consumers.get(conv.outputs[0], [])) != 1
                 or {clip.outputs[0], conv.outputs[0]} & set(g.outputs)):
             continue
-        yt = g.types[conv.outputs[0]]
-        lo, hi = activation_bounds(conv.attrs.activation, yt)
-        clo, chi = _clip_bounds(g, clip)
-        z = yt.quant.zero_point[0]
         a = conv.attrs
-        attrs = PackConvAttrs(a.kernel, a.strides, a.pads, a.dilations, a.group, None,
-                              lo=max(lo, clo) - z, hi=min(hi, chi) - z)
+        lo, hi = _code_clamp(g, conv, clip)
+        attrs = PackConvAttrs(a.kernel, a.strides, a.pads, a.dilations, a.group, None, lo, hi)
         fused[id(conv)] = Node("QConvPack", conv.inputs, pk.outputs, attrs, conv.name,
                                conv.origin)
         drop.update((id(clip), id(pk)))

@@ -13,9 +13,10 @@ take the layer as they take a Brevitas layer: a QConv, on bit planes when both w
 
 Math: weights symmetric per output channel, s_w[c] = max|W[c]| / (2^(k-1) - 1), levels
 round(W / s_w) (half to even) in [-(2^(k-1) - 1), 2^(k-1) - 1]; 1 bit: levels sign(W) (+1
-for 0), s_w[c] = mean |W[c]| (XNOR-Net), run as -1/+1 weights against the input's codes. Activations from the calibrated range
-[lo, hi] of x: unsigned a-bit codes when lo >= 0 (after a Relu), s' = hi / (2^a - 1), zero
-point -128 (int8 carrier, codes q + 128 in [0, 2^a - 1]); else signed symmetric, s' =
+for 0), s_w[c] = mean |W[c]| (XNOR-Net), run as -1/+1 weights against the input's codes.
+Activations from the calibrated range [lo, hi] of x: unsigned a-bit codes when lo >= 0
+(after a Relu), s' = hi / (2^a - 1), zero point -128 (int8 carrier, codes q + 128 in
+[0, 2^a - 1]); else signed symmetric, s' =
 max(|lo|, |hi|) / (2^(a-1) - 1), zero point 0, levels [-(2^(a-1) - 1), 2^(a-1) - 1]
 (1 bit: unsigned codes {0, 1} only; a signed input stays 8-bit).
 

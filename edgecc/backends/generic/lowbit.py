@@ -10,7 +10,6 @@ from ..kernels import Kernel, kernel
 from .int8 import HELPERS, requant_tables
 
 
-
 def planes_context(ctx, packed: str, other: str):
     """Geometry shared by PackBits and UnpackBits: the int8 (or float) NCHW side and the
     packed side."""

@@ -27,7 +27,7 @@ import numpy as np
 from .. import Graph, Node
 from ..lowbit import Bits
 from ..registry import ir_op
-from ..types import DType, TensorType
+from ..types import DType, QuantParams, TensorType
 from .conv import ConvAttrs, check_conv
 from .int8_ops import INT32_MAX, check_accumulator
 
@@ -58,7 +58,6 @@ def code(t: TensorType) -> Bits:
 
 def packed_type(code_: Bits, shape, scale, axis=None) -> TensorType:
     """The packed TensorType holding ``code_`` (scale per tensor, or per channel on ``axis``)."""
-    from ..types import QuantParams
     if code_.binary:
         dtype = DType.BINARY
     else:
@@ -107,9 +106,7 @@ def check_conv_bits(graph: Graph, node: Node) -> Optional[str]:
         return "binary input needs binary weights"
     if not (_int8(y) or _packed(y)) or x.rank != 4 or w.rank != 4 or w.shape[3] != x.shape[3]:
         return f"shapes or types do not match: {x}, {w} -> {y}"
-    most = abs(code(x).levels[0]) if not code(x).signed else 1 << (code(x).bits - 1)
-    most = max(most, code(x).levels[1])
-    wmost = max(abs(v) for v in code(w).levels)
+    most, wmost = (max(abs(v) for v in code(t).levels) for t in (x, w))
     bias = graph.constants.get(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] else None
     worst = most * wmost * int(np.prod(w.shape[1:])) + (
         int(np.abs(bias.astype(np.int64)).max()) if bias is not None and bias.size else 0)

@@ -60,13 +60,37 @@ def test_truncated_model(tmp_path):
 def test_unsupported_op_names_node_op_opset(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
-    node = helper.make_node("Hardmax", ["x"], ["y"], name="my_hardmax")
+    node = helper.make_node("Bernoulli", ["x"], ["y"], name="my_bernoulli")
     m = helper.make_model(helper.make_graph([node], "g", [x], [y]),
-                          opset_imports=[helper.make_opsetid("", 13)])
-    p = tmp_path / "hardmax.onnx"
+                          opset_imports=[helper.make_opsetid("", 15)])
+    p = tmp_path / "bernoulli.onnx"
     onnx.save(m, p)
-    assert_user_error(run_edgecc(p), "hardmax.onnx", "my_hardmax", "Hardmax", "opset 13",
+    assert_user_error(run_edgecc(p), "bernoulli.onnx", "my_bernoulli", "Bernoulli", "opset 15",
                       "unsupported op")
+
+
+def test_every_unsupported_op_in_one_error(tmp_path):
+    """Three unsupported ops: one error, a line for each (node, op, opset), exit 2."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Bernoulli", ["r"], ["b"], name="coin"),
+             helper.make_node("Warp", ["b"], ["w"], name="warp", domain="acme"),
+             helper.make_node("Glow", ["w"], ["y"], name="glow", domain="acme")]
+    m = helper.make_model(helper.make_graph(nodes, "g", [x], [y]),
+                          opset_imports=[helper.make_opsetid("", 15),
+                                         helper.make_opsetid("acme", 1)])
+    p = tmp_path / "three.onnx"
+    onnx.save(m, p)
+    proc = run_edgecc(p, "-o", tmp_path / "o")
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr
+    assert lines[0] == "edgecc: error: three.onnx: 3 nodes use unsupported ops:", lines
+    assert lines[1:] == [
+        "  three.onnx: node 'coin' (Bernoulli, opset 15): unsupported op",
+        "  three.onnx: node 'warp' (Warp, opset 15): unsupported op domain 'acme'",
+        "  three.onnx: node 'glow' (Glow, opset 15): unsupported op domain 'acme'"], lines
 
 
 def test_dynamic_dim_needs_input_shape(tmp_path):

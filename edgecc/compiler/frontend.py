@@ -142,6 +142,23 @@ def lowering_key(node: onnx.NodeProto) -> str:
     return f"{node.domain}.{node.op_type}"
 
 
+def _check_supported(g, label: str, ctx) -> None:
+    """Every op of the model without a lowering, each on its own line (node, op, opset), in
+    one error: a user sees the whole list at once, not one op per attempt."""
+    lines = []
+    for node in g.node:
+        if lowering_key(node) in registry.LOWERINGS:
+            continue
+        ctx.node = node
+        rule = ("unsupported op domain '%s'" % node.domain
+                if node.domain not in DEFAULT_DOMAINS + (CONTRIB_DOMAIN,) else "unsupported op")
+        lines.append(f"{ctx.origin.describe()}: {rule}")
+    if len(lines) == 1:
+        raise UnsupportedError(lines[0])
+    if lines:
+        raise UnsupportedError(f"{label}: {len(lines)} nodes use unsupported ops:", lines)
+
+
 def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Graph:
     """user_opset: the opset the user's file declared (errors name it); lowering sees
     ``model``'s opset, which the loader may have converted."""
@@ -174,6 +191,7 @@ def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Grap
             raise UnsupportedError(f"{label}: input '{inp.name}' has unsupported type "
                                    f"{e.args[0]}") from None
         graph.inputs.append(inp.name)
+    _check_supported(g, label, ctx)
     for node in g.node:
         ctx.node = node
         entry = registry.LOWERINGS.get(lowering_key(node))

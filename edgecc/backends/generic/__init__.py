@@ -3,18 +3,26 @@ import os
 
 from ..kernels import Backend
 from . import (
+               attention,
                batchnorm,
+               cast,
                conv,
                elementwise,
                fake_quant,
                gemm,
+               generate,
+               index,
                int8,
                int8_arith,
                layernorm,
+               logic,
+               loss,
                lowbit,
                movement,
+               normalization,
                pool,
                quantize_linear,
+               recurrent,
                reduce,
                resize,
                softmax,
@@ -23,5 +31,6 @@ from . import (
 
 BACKEND = Backend.collect(
     "generic", os.path.join(os.path.dirname(__file__), "templates"),
-    [batchnorm, conv, elementwise, fake_quant, gemm, int8, int8_arith, layernorm, lowbit,
-     movement, pool, quantize_linear, reduce, resize, softmax, tiles])
+    [attention, batchnorm, cast, conv, elementwise, fake_quant, gemm, generate, index, int8,
+     int8_arith, layernorm, logic, loss, lowbit, movement, normalization, pool,
+     quantize_linear, recurrent, reduce, resize, softmax, tiles])

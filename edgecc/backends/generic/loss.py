@@ -1,0 +1,2 @@
+"""Portable C kernels: Losses: NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss."""
+from __future__ import annotations

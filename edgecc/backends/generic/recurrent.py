@@ -1,0 +1,2 @@
+"""Portable C kernels: Recurrent layers: RNN, GRU, LSTM."""
+from __future__ import annotations

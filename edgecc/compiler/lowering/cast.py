@@ -1,0 +1,2 @@
+"""ONNX lowerings: Cast and CastLike, including float16, bfloat16 and the 8/4/2-bit float and integer types."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""ONNX lowerings: Index ops: ArgMax/ArgMin, TopK, Hardmax, GatherElements/GatherND, Scatter*."""
+from __future__ import annotations

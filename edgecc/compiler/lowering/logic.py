@@ -1,0 +1,2 @@
+"""ONNX lowerings: Comparisons, logic, bitwise ops, Where, Mod and element tests (IsNaN, IsInf, Sign)."""
+from __future__ import annotations

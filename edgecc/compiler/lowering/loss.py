@@ -1,0 +1,2 @@
+"""ONNX lowerings: Losses: NegativeLogLikelihoodLoss, SoftmaxCrossEntropyLoss."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""ONNX lowerings: Normalizations and pools over groups: Instance/Group/Lp/RMS/MeanVariance normalization, LRN, LpPool."""
+from __future__ import annotations

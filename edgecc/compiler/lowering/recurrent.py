@@ -1,0 +1,2 @@
+"""ONNX lowerings: Recurrent layers: RNN, GRU, LSTM."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""IR ops (attribute records and facts): Attention (opset 23+) and RotaryEmbedding."""
+from __future__ import annotations

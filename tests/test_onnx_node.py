@@ -2,7 +2,8 @@
 built with -Wall -Wextra -Werror -pedantic under AddressSanitizer and UBSan, and run.
 
 Inputs that an op needs at compile time (shapes, axes, pads, scales: the lowering's
-``const_inputs``) are frozen into initializers from the test data, as an AOT compiler must.
+``const_inputs``) are bound to the test data's values (compile_model's ``bind``, the CLI's
+``--bind NAME=FILE``), as an AOT compiler must.
 """
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 from onnx import numpy_helper
 
 from edgecc.compiler import lowering, registry  # noqa: F401  (lowering: registers)
+from edgecc.compiler.bind import shape_operand_inputs
 from edgecc.compiler.driver import compile_model
 from edgecc.runner import build_host, run_host
-from node_ledger import LEDGER, ledger_reason
+from node_ledger import ledger_reason
 
 
 def _collect():
@@ -51,38 +53,6 @@ def _params():
     return params
 
 
-def freeze_const_inputs(model: onnx.ModelProto, inputs: dict) -> onnx.ModelProto:
-    """Turn graph inputs that feed compile-time-constant slots (directly or through other
-    nodes) into initializers."""
-    need = set()
-    for node in model.graph.node:
-        entry = registry.LOWERINGS.get(node.op_type)
-        for pos in entry.const_inputs if entry else ():
-            if pos < len(node.input) and node.input[pos]:
-                need.add(node.input[pos])
-    producer = {o: n for n in model.graph.node for o in n.output}
-    changed = True
-    while changed:
-        changed = False
-        for t in list(need):
-            n = producer.get(t)
-            ins = set() if n is None or n.op_type in ("Shape", "Size") else set(n.input) - {""}
-            if not ins <= need:
-                need |= ins
-                changed = True
-    frozen = need & set(inputs)
-    if not frozen:
-        return model
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    for name in sorted(frozen):
-        m.graph.initializer.append(numpy_helper.from_array(np.asarray(inputs[name]), name))
-        for vi in list(m.graph.input):
-            if vi.name == name:
-                m.graph.input.remove(vi)
-    return m
-
-
 def _array(value):
     return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else value
 
@@ -95,8 +65,8 @@ def test_node(name, tmp_path):
         expected = [_array(v) for v in expected]
         in_names = [i.name for i in case.model.graph.input]
         feed = dict(zip(in_names, inputs))
-        model = freeze_const_inputs(case.model, feed)
-        result = compile_model(f"{name}.onnx", model=model)
+        bind = {n: feed[n] for n in shape_operand_inputs(case.model)}
+        result = compile_model(f"{name}.onnx", model=case.model, bind=bind)
         g = result.graph
         build = build_host(result.files, g, result.prefix, str(tmp_path / f"set{k}"),
                            sanitize=True, opt="-O1")

@@ -36,6 +36,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                    "kernels; cmsis-nn: CMSIS-NN API calls only, for Arm's library on Cortex-M)")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,...",
                    help="bind a model input's dynamic dims (repeatable)")
+    p.add_argument("--bind", action="append", metavar="NAME=FILE",
+                   help="compile for one value of a model input (.npy, or .npz holding NAME): "
+                   "for inputs that decide shapes (a Reshape's shape, reduction axes, Resize "
+                   "sizes); repeatable")
     p.add_argument("--name", default="model", help="C symbol prefix and file name (default: model)")
     p.add_argument("--skip-pass", action="append", default=[], metavar="PASS",
                    help="disable an optimization pass (for debugging)")
@@ -92,6 +96,18 @@ def _percent(value: float, option: str) -> float:
     if not 0.0 <= value <= 1000.0:
         raise EdgeccError(f"{option} {value:g}: expected a percentage in [0, 1000]")
     return value / 100.0
+
+
+def _bind_kwargs(args, inputs: Optional[str] = None) -> dict:
+    """compile_model's ``bind``: the --bind values, and for verify the inputs feeding
+    compile-time operands taken from --inputs (compiler/bind.py)."""
+    from ..compiler.bind import binds_from_inputs, read_binds
+    from ..compiler.loader import read_model
+    bind = read_binds(args.bind)
+    if inputs:
+        found = binds_from_inputs(read_model(args.model), inputs)
+        bind.update({k: v for k, v in found.items() if k not in bind})
+    return dict(bind=bind) if bind else {}
 
 
 def _quantize_kwargs(args) -> dict:
@@ -171,7 +187,7 @@ def cmd_compile(args) -> int:
     budget = _budget_kwargs(args)
     result = compile_model(args.model, args.target, _shapes(args), args.name,
                            skip_passes=args.skip_pass, kernels=args.kernels,
-                           **_quantize_kwargs(args), **budget)
+                           **_quantize_kwargs(args), **_bind_kwargs(args), **budget)
     write_files(result.files, args.output)
     if args.quantize not in (None, "int8"):
         _report_loss(args, budget)
@@ -218,7 +234,8 @@ def cmd_analyze(args) -> int:
         from ..memory_plot import require_matplotlib
         require_matplotlib()
     kwargs = dict(input_shapes=_shapes(args), prefix=args.name, skip_passes=args.skip_pass,
-                  kernels=args.kernels, **_quantize_kwargs(args), **_budget_kwargs(args))
+                  kernels=args.kernels, **_quantize_kwargs(args), **_bind_kwargs(args),
+                  **_budget_kwargs(args))
     result = compile_model(args.model, args.target, **kwargs)
     info = analysis(result)
     info["patch"] = _patch_info(result.patch)
@@ -250,7 +267,7 @@ def cmd_verify(args) -> int:
                              _shapes(args), args.tol, sanitize=args.sanitize,
                              min_sqnr=args.min_sqnr, prefix=args.name,
                              skip_passes=args.skip_pass, kernels=args.kernels,
-                             **_quantize_kwargs(args),
+                             **_quantize_kwargs(args), **_bind_kwargs(args, args.inputs),
                              **_budget_kwargs(args),
                              flash=parse_size(args.flash, "--flash") if args.flash else None)
     print(text)

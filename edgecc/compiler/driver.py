@@ -165,7 +165,8 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
                   progress: Optional[bool] = None, sram: Optional[int] = None,
                   stack: Optional[int] = None, patch="auto",
                   patch_overhead: float = PATCH_OVERHEAD,
-                  kernels: str = DEFAULT_KERNELS, bits: Optional[str] = None) -> CompileResult:
+                  kernels: str = DEFAULT_KERNELS, bits: Optional[str] = None,
+                  bind: Optional[dict] = None) -> CompileResult:
     """ONNX -> C sources. ``quantize="int8"`` with ``calib`` (calibration data, see
     compiler/calibrate.py) quantizes a float model after training (int8 activations per
     tensor, int8 weights per channel); nodes named in ``exclude`` stay float.
@@ -178,9 +179,15 @@ def compile_model(path: str, target: str = "generic", input_shapes=None, prefix:
     NHWC on the target's kernels like the rest. When the SRAM is too small even so, the
     one-line error gives the smallest SRAM edgecc can reach. ``kernels``: the target's kernel
     set (``"edgecc"``, its own chain, or e.g. ``"cmsis-nn"``: CMSIS-NN API calls only;
-    targets/registry.py)."""
+    targets/registry.py). ``bind``: graph inputs compiled for one value (name -> array;
+    compiler/bind.py), as ``--bind NAME=FILE``."""
     record = get_target(target, kernels)
     check_name(prefix)
+    if bind:
+        from .bind import bind_inputs
+        from .loader import read_model
+        model = bind_inputs(model if model is not None else read_model(path), bind,
+                            os.path.basename(path))
     graph = optimize(path, input_shapes, model=model, skip_passes=skip_passes,
                      quantize=quantize, calib=calib, calib_method=calib_method,
                      calib_percentile=calib_percentile, exclude=exclude, progress=progress,

@@ -142,6 +142,16 @@ def lowering_key(node: onnx.NodeProto) -> str:
     return f"{node.domain}.{node.op_type}"
 
 
+def _bind_hint(g, name: str) -> str:
+    """How to make ``name`` a constant when it is computed from graph inputs."""
+    from .bind import input_sources
+    sources = input_sources(g, [name])
+    if not sources:
+        return ""
+    return (f"; it comes from graph input {', '.join(repr(s) for s in sources)}: compile for "
+            f"one value with --bind {sources[0]}=FILE.npy")
+
+
 def _check_supported(g, label: str, ctx) -> None:
     """Every op of the model without a lowering, each on its own line (node, op, opset), in
     one error: a user sees the whole list at once, not one op per attempt."""
@@ -202,7 +212,8 @@ def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Grap
         for pos in entry.const_inputs:
             name = ctx.input(pos)
             if name and name not in graph.constants and ctx.materialize(name) is None:
-                raise ctx.error(f"input {pos} ('{name}') must be a compile-time constant")
+                raise ctx.error(f"input {pos} ('{name}') must be a compile-time constant"
+                                + _bind_hint(g, name))
         for i in node.input:
             if i and i not in graph.types and i not in graph.constants:
                 if i in {t.name for t in g.initializer}:

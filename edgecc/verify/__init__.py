@@ -8,6 +8,7 @@ exact where its integer kernels depend on the CPU (reference.py).
 """
 from typing import Optional, Tuple
 
+from ..errors import EdgeccError
 from ..targets.registry import get_target
 from .cortex_m import verify_cortex_m_report
 from .host import (  # noqa: F401
@@ -34,5 +35,8 @@ def verify_report(path: str, target: str = "generic", inputs: Optional[str] = No
     """What `edgecc verify` prints, and whether it passed (``flash``: a firmware's flash
     budget; ``compile_options`` go to compile_model)."""
     check = RUNNERS[get_target(target).runner]
+    if compile_options.get("bind") and check is not host_report:
+        raise EdgeccError(f"verify --target {target}: --bind (or --inputs feeding a shape "
+                          "operand) is supported on host-run targets only")
     return check(path, target, inputs, per_layer, input_shapes, tol, sanitize, min_sqnr,
                  workdir, flash, **compile_options)

@@ -167,9 +167,11 @@ def reference_run(model: onnx.ModelProto, feed: Dict[str, np.ndarray],
 
 def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
            per_layer: bool = False, input_shapes=None, tol: float = 1e-4,
-           sanitize: bool = False, workdir: Optional[str] = None, result=None):
+           sanitize: bool = False, workdir: Optional[str] = None, result=None,
+           bind: Optional[Dict[str, np.ndarray]] = None):
     """Returns (output comparisons over all samples, per-layer comparisons on the first, the
-    reference's note: reference.py)."""
+    reference's note: reference.py). ``bind``: inputs compiled as constants (--bind), fed to
+    the reference with every sample."""
     result = result or compile_model(path, target, input_shapes)
     graph = result.graph
     samples = load_inputs(inputs, graph)
@@ -191,7 +193,7 @@ def verify(path: str, target: str = "generic", inputs: Optional[str] = None,
     with onnxruntime_errors(path, only_onnxruntime=False):
         sess = ReferenceSession(model, layer_names)
         for feed in samples:
-            ref_all.append(sess.run(feed))
+            ref_all.append(sess.run({**(bind or {}), **feed}))
     outputs = [compare_samples(n, [got[i] for got in got_all], [r[n] for r in ref_all], tol)
                for i, n in enumerate(graph.outputs)]
     layers = [compare(n, traced[n], ref_all[0][n], tol) for n in layer_names
@@ -220,9 +222,17 @@ def host_report(path: str, target: str = "generic", inputs: Optional[str] = None
     samples = load_inputs(inputs, result.graph)
     if not quantize and not q.has_integer_ops(result.graph):
         outputs, layers, note = verify(path, target, inputs, per_layer, input_shapes, tol,
-                                       sanitize, workdir, result=result)
+                                       sanitize, workdir, result=result,
+                                       bind=compile_options.get("bind"))
         text, ok = format_report(outputs, layers, tol, note), all(c.ok for c in outputs)
+        for name, value in sorted((compile_options.get("bind") or {}).items()):
+            shown = np.array2string(np.asarray(value).reshape(-1)[:8], separator=", ")
+            text += (f"\ninput '{name}' compiled as a constant (--bind or --inputs): shape "
+                     f"{list(np.shape(value))}, values {shown}")
     else:
+        if compile_options.get("bind"):
+            raise EdgeccError("verify: --bind (or --inputs feeding a shape operand) is "
+                              "supported for float models only")
         model = read_model(path)
         with tempfile.TemporaryDirectory(prefix="edgecc-verify-") as tmp:
             with onnxruntime_errors(path):

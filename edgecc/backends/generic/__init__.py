@@ -26,6 +26,7 @@ from . import (
                reduce,
                resize,
                softmax,
+               spectral,
                tiles,
 )
 
@@ -33,4 +34,4 @@ BACKEND = Backend.collect(
     "generic", os.path.join(os.path.dirname(__file__), "templates"),
     [attention, batchnorm, cast, conv, elementwise, fake_quant, gemm, generate, index, int8,
      int8_arith, layernorm, logic, loss, lowbit, movement, normalization, pool,
-     quantize_linear, recurrent, reduce, resize, softmax, tiles])
+     quantize_linear, recurrent, reduce, resize, softmax, spectral, tiles])

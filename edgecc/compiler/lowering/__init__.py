@@ -23,4 +23,5 @@ from . import (  # noqa: F401
                resize,
                shape_ops,
                softmax,
+               spectral,
 )

@@ -27,5 +27,6 @@ from . import (  # noqa: F401  (declare)
                resize,
                shape_ops,
                softmax,
+               spectral,
                tile_ops,
 )

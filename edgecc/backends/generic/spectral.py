@@ -1,0 +1,2 @@
+"""Portable C kernels: Signal processing for audio front ends: DFT, STFT, MelWeightMatrix and the window functions."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""ONNX lowerings: Signal processing for audio front ends: DFT, STFT, MelWeightMatrix and the window functions."""
+from __future__ import annotations

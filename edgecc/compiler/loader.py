@@ -312,6 +312,9 @@ def _fold_once(model: onnx.ModelProto) -> bool:
     return changed
 
 
+from .control_flow import unroll_once  # noqa: E402  (it imports this module's helpers)
+
+
 def load_static_model(path: str, input_shapes: Optional[Dict[str, tuple]] = None,
                       model: Optional[onnx.ModelProto] = None):
     """Read (unless ``model`` is given), check, convert and make every shape static.
@@ -331,8 +334,9 @@ def load_static_model(path: str, input_shapes: Optional[Dict[str, tuple]] = None
     for inp in [i for i in model.graph.input if i.name in inits]:
         model.graph.input.remove(inp)
     _strict_check(model, label, user_opset)
-    for _ in range(16):
+    for _ in range(32):
         model = _infer(model, label)
-        if not _fold_once(model):
+        folded = _fold_once(model)
+        if not (unroll_once(model, _constant_values(model), static_shapes(model)) or folded):
             break
     return model, user_opset

@@ -4,6 +4,7 @@ from . import (  # noqa: F401
                attention,
                batchnorm,
                cast,
+               control_flow,
                conv,
                elementwise,
                gemm,

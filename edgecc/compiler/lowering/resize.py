@@ -36,6 +36,8 @@ def _text(value, default: str) -> str:
 
 @lowering("Resize", const_inputs=(1, 2, 3))
 def lower_resize(ctx, node):
+    """Resize; also Upsample (opset 7-9, the form of Resize-10: X and scales; onnx's version
+    converter usually turns it into Resize first)."""
     x_t = ctx.type(node.input[0])
     y_t = ctx.type(node.output[0])
     rank = x_t.rank
@@ -107,3 +109,10 @@ def lower_resize(ctx, node):
         except (KeyError, ValueError) as e:
             raise ctx.error(f"unsupported Resize setting {e}") from None
     ctx.emit("Resize", [node.input[0]], [node.output[0]], attrs)
+
+
+@lowering("Upsample", const_inputs=(1,))
+def lower_upsample(ctx, node):
+    if ctx.opset >= 11:
+        raise ctx.error("Upsample is deprecated since opset 10: use Resize")
+    lower_resize(ctx, node)

@@ -312,6 +312,15 @@ def _fold_once(model: onnx.ModelProto) -> bool:
     return changed
 
 
+def _explicit_defaults(model: onnx.ModelProto) -> None:
+    """Spell out attribute defaults that onnx's shape inference gets wrong: STFT's onesided
+    is 1 by the spec (and in onnxruntime and the reference), inferred as 0 when absent."""
+    for node in model.graph.node:
+        if node.op_type == "STFT" and node.domain in DEFAULT_DOMAINS and not any(
+                a.name == "onesided" for a in node.attribute):
+            node.attribute.append(helper.make_attribute("onesided", 1))
+
+
 from .control_flow import unroll_once  # noqa: E402  (it imports this module's helpers)
 
 
@@ -329,6 +338,7 @@ def load_static_model(path: str, input_shapes: Optional[Dict[str, tuple]] = None
     user_opset = model_opset(model)
     model = _convert_opset(model)
     _bind_input_shapes(model, input_shapes or {}, label)
+    _explicit_defaults(model)
     # Initializers listed as graph inputs are constants for an AOT compiler.
     inits = {t.name for t in model.graph.initializer}
     for inp in [i for i in model.graph.input if i.name in inits]:

@@ -7,6 +7,7 @@ from . import (
                batchnorm,
                cast,
                conv,
+               einsum,
                elementwise,
                fake_quant,
                gemm,
@@ -25,6 +26,7 @@ from . import (
                recurrent,
                reduce,
                resize,
+               sampling,
                softmax,
                spectral,
                tiles,
@@ -32,6 +34,6 @@ from . import (
 
 BACKEND = Backend.collect(
     "generic", os.path.join(os.path.dirname(__file__), "templates"),
-    [attention, batchnorm, cast, conv, elementwise, fake_quant, gemm, generate, index, int8,
-     int8_arith, layernorm, logic, loss, lowbit, movement, normalization, pool,
-     quantize_linear, recurrent, reduce, resize, softmax, spectral, tiles])
+    [attention, batchnorm, cast, conv, einsum, elementwise, fake_quant, gemm, generate,
+     index, int8, int8_arith, layernorm, logic, loss, lowbit, movement, normalization, pool,
+     quantize_linear, recurrent, reduce, resize, sampling, softmax, spectral, tiles])

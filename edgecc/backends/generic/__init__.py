@@ -7,6 +7,7 @@ from . import (
                batchnorm,
                cast,
                conv,
+               decoder,
                einsum,
                elementwise,
                fake_quant,
@@ -19,6 +20,7 @@ from . import (
                logic,
                loss,
                lowbit,
+               ml,
                movement,
                normalization,
                pool,
@@ -30,10 +32,12 @@ from . import (
                softmax,
                spectral,
                tiles,
+               vision,
 )
 
 BACKEND = Backend.collect(
     "generic", os.path.join(os.path.dirname(__file__), "templates"),
-    [attention, batchnorm, cast, conv, einsum, elementwise, fake_quant, gemm, generate,
-     index, int8, int8_arith, layernorm, logic, loss, lowbit, movement, normalization, pool,
-     quantize_linear, recurrent, reduce, resize, sampling, softmax, spectral, tiles])
+    [attention, batchnorm, cast, conv, decoder, einsum, elementwise, fake_quant, gemm,
+     generate, index, int8, int8_arith, layernorm, logic, loss, lowbit, ml, movement,
+     normalization, pool, quantize_linear, recurrent, reduce, resize, sampling, softmax,
+     spectral, tiles, vision])

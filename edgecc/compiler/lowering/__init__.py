@@ -6,6 +6,7 @@ from . import (  # noqa: F401
                cast,
                control_flow,
                conv,
+               decoder,
                einsum,
                elementwise,
                gemm,
@@ -14,6 +15,7 @@ from . import (  # noqa: F401
                layernorm,
                logic,
                loss,
+               ml,
                movement,
                normalization,
                pool,
@@ -27,4 +29,5 @@ from . import (  # noqa: F401
                shape_ops,
                softmax,
                spectral,
+               vision,
 )

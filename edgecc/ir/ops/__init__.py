@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (declare)
                batchnorm,
                cast,
                conv,
+               decoder,
                einsum,
                elementwise,
                fake_quant,
@@ -19,6 +20,7 @@ from . import (  # noqa: F401  (declare)
                logic,
                loss,
                lowbit_ops,
+               ml,
                movement,
                normalization,
                pool,
@@ -31,4 +33,5 @@ from . import (  # noqa: F401  (declare)
                softmax,
                spectral,
                tile_ops,
+               vision,
 )

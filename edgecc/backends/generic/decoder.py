@@ -1,0 +1,2 @@
+"""Portable C kernels: Ops of recent decoder models: LinearAttention, CausalConvWithState, TensorScatter, SwiGLU, FlexAttention."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""Portable C kernels: Detection and geometry ops: AffineGrid, RoiAlign, DeformConv, Det."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""ONNX lowerings: Ops of recent decoder models: LinearAttention, CausalConvWithState, TensorScatter, SwiGLU, FlexAttention."""
+from __future__ import annotations

@@ -1,0 +1,2 @@
+"""ONNX lowerings: Classical ML ops of the ai.onnx.ml domain: Binarizer, ArrayFeatureExtractor, TreeEnsemble, LabelEncoder."""
+from __future__ import annotations

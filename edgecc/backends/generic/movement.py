@@ -144,3 +144,11 @@ def gather(ctx, node):
     return Kernel("gather.c.j2", dict(x=x, idx=idx, y=y, axis=axis, outer=outer,
                                       inner=inner, dim=x.shape[axis], n=idx.numel),
                   [x.name, idx.name, y.name])
+
+
+@kernel("BitCast")
+def bitcast(ctx, node):
+    """The input's bytes copied unchanged (memcpy: no aliasing of types in C)."""
+    x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
+    return Kernel("bitcast.c.j2", dict(x=x, y=y, nbytes=y.dtype.storage_bytes(y.shape)),
+                  [x.name, y.name])

@@ -14,9 +14,10 @@ from typing import Sequence, Tuple
 
 import numpy as np
 
-from ...ir import Node, TensorType
+from ...ir import DType, Node, TensorType
 from ...ir.ops import op_info
-from ...ir.ops.movement import ConcatAttrs, GatherAttrs, PadAttrs, SliceAttrs, TransposeAttrs
+from ...ir.ops.movement import (BitCastAttrs, ConcatAttrs, GatherAttrs, PadAttrs, SliceAttrs,
+                                 TransposeAttrs)
 from ..registry import lowering
 
 
@@ -201,3 +202,19 @@ def lower_gather(ctx, node):
     shape = x_type.shape[:axis] + i_type.shape + x_type.shape[axis + 1:]
     emit_or_fold(ctx, "Gather", [data, indices], node.output[0], GatherAttrs(axis),
                  x_type.with_shape(shape))
+
+
+@lowering("BitCast")
+def lower_bitcast(ctx, node):
+    """BitCast (opset 26): the same bytes read as another type of the same width."""
+    from onnx import TensorProto
+    to = ctx.attr("to")
+    x_t = ctx.type(node.input[0])
+    try:
+        dtype = DType.from_onnx(to)
+    except KeyError:
+        raise ctx.error(f"BitCast to {TensorProto.DataType.Name(to)} is not supported") from None
+    if dtype.bits != x_t.dtype.bits or dtype.packed:
+        raise ctx.error(f"BitCast from {x_t.dtype.name.lower()} to {dtype.name.lower()}: "
+                        "the widths differ")
+    ctx.emit("BitCast", [node.input[0]], [node.output[0]], BitCastAttrs(dtype))

@@ -9,6 +9,7 @@ from typing import Tuple
 
 import numpy as np
 
+from .. import DType
 from ..registry import ir_op
 
 
@@ -76,3 +77,12 @@ ir_op("Pad", reference=lambda n, xs: [pad_reference(xs[0], n.attrs)], quant="sha
 
 
 ir_op("Gather", reference=lambda n, xs: [np.take(xs[0], xs[1], axis=n.attrs.axis)], quant="shared")
+
+
+@dataclass(frozen=True)
+class BitCastAttrs:
+    to: DType  # same width as the input's type
+
+
+ir_op("BitCast", reference=lambda n, xs: [np.ascontiguousarray(xs[0]).view(
+    n.attrs.to.np_dtype).reshape(xs[0].shape)])

@@ -7,6 +7,7 @@ from typing import Dict, List
 from .compiler.driver import CompileResult
 from .ir.ops import op_info, op_macs
 from .memory_report import memory_report
+from .passes.fold_qdq import FOLD_RULES
 from .passes.patch_plan import TILE_MOVES
 
 
@@ -37,9 +38,12 @@ def analysis(result: CompileResult) -> Dict:
         ))
     quantized = any(g.types[o].quant is not None for n in g.nodes for o in n.outputs if o)
     boundary = ("QuantizeLinear", "DequantizeLinear") + TILE_MOVES  # no arithmetic
-    float_layers = [layer["name"] for layer, node in zip(layers, g.nodes)
-                    if quantized and node.op not in boundary and layer["dtype"].startswith("float")
-                    and not op_info(node.op).alias]
+    float_nodes = [node for layer, node in zip(layers, g.nodes)
+                   if quantized and node.op not in boundary and layer["dtype"].startswith("float")
+                   and not op_info(node.op).alias]
+    float_layers = [node.name for node in float_nodes]
+    producers = {o: n for n in g.nodes for o in n.outputs if o}
+    float_reasons = {node.name: _float_reason(node, producers) for node in float_nodes}
     flash = sum(v.nbytes for v in g.constants.values())
     flash_by_type: Dict[str, int] = {}
     for name, v in sorted(g.constants.items()):
@@ -61,11 +65,22 @@ def analysis(result: CompileResult) -> Dict:
             arena_over_lower_bound=round(plan.arena_bytes / plan.lower_bound, 4)
             if plan.lower_bound else None,
             peak_layer=layers[peak_idx]["name"] if peak_idx is not None else None,
-            quantized=quantized, float_layers=float_layers,
+            quantized=quantized, float_layers=float_layers, float_reasons=float_reasons,
             low_bit=_low_bit(g),
         ),
         memory=memory_report(result).to_dict(),
     )
+
+
+def _float_reason(node, producers) -> str:
+    """Why a layer of a quantized model computes in float: fold-qdq has no int8 form of its
+    op, or the model does not quantize its inputs (no DequantizeLinear feeds it), or the
+    op's int8 rule refused this node."""
+    if FOLD_RULES.get(node.op) is None:
+        return f"no int8 kernel for {node.op}"
+    if not any(i in producers and producers[i].op == "DequantizeLinear" for i in node.inputs):
+        return "input not quantized in the model"
+    return f"the int8 rule for {node.op} refused it"
 
 
 def _bits(g, node) -> str:
@@ -137,8 +152,12 @@ def format_table(info: Dict) -> str:
                     f"{lb['weight_bytes_int8']:,}), packed activations {lb['activation_bytes']:,}"
                     f" bytes (int8: {lb['activation_bytes_int8']:,})")
     if t["quantized"]:
+        why: Dict[str, List[str]] = {}  # reason -> layers, in layer order
+        for name in t["float_layers"]:
+            why.setdefault(t["float_reasons"][name], []).append(name)
         rows.append("layers left in float (between Quantize/Dequantize): "
-                    + (", ".join(t["float_layers"]) if t["float_layers"] else "none"))
+                    + ("; ".join(f"{reason}: {', '.join(names)}" for reason, names in why.items())
+                       if why else "none"))
     return "\n".join(rows)
 
 

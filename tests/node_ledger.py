@@ -160,8 +160,6 @@ LEDGER = {
     "test_training_dropout_default": "training-mode Dropout with ratio > 0 draws random numbers (inference only)",
     "test_training_dropout_default_mask": "training-mode Dropout with ratio > 0 draws random numbers (inference only)",
     "test_training_dropout_mask": "training-mode Dropout with ratio > 0 draws random numbers (inference only)",
-    "test_batchnorm_epsilon_training_mode": "BatchNormalization training_mode=1 computes batch statistics (inference only)",
-    "test_batchnorm_example_training_mode": "BatchNormalization training_mode=1 computes batch statistics (inference only)",
     "test_dequantizelinear_e4m3fn": _LOWBIT,
     "test_dequantizelinear_e4m3fn_float16": _LOWBIT,
     "test_dequantizelinear_e4m3fn_zero_point": _LOWBIT,

@@ -29,6 +29,8 @@ CORE_TEMPLATES = os.path.join(os.path.dirname(__file__), "templates")
 
 def c_literal(value, dtype: DType) -> str:
     """An exact C literal for one element."""
+    if dtype.is_narrow_float:  # the code (bit pattern) of a narrow float
+        return str(int(np.asarray(value, dtype.np_dtype).view(f"u{dtype.itemsize}")))
     if dtype == DType.FLOAT32 or dtype == DType.FLOAT64:
         v = float(value)
         suffix = "f" if dtype == DType.FLOAT32 else ""
@@ -73,6 +75,8 @@ _PLAIN_INTS = (DType.INT8, DType.UINT8, DType.INT16, DType.UINT16)
 
 def _items(flat: np.ndarray, dtype: DType) -> List[str]:
     """c_literal of every element (fast paths with the same text for the common types)."""
+    if dtype.is_narrow_float:  # float16, bfloat16, float8, float4: their codes
+        return list(map(str, flat.view(f"u{dtype.itemsize}").tolist()))
     if dtype in _PLAIN_INTS or (dtype == DType.INT32 and flat.size and flat.min() > -2**31):
         return list(map(str, flat.tolist()))
     if dtype == DType.FLOAT32 and _dragon4 is not None and np.isfinite(flat).all():

@@ -88,7 +88,22 @@ def input_sources(graph: onnx.GraphProto, tensors: Iterable[str]) -> List[str]:
         # Shape and Size read only the (static) shape of their input, not its values.
         if node is not None and node.op_type not in ("Shape", "Size"):
             todo.extend(i for i in node.input if i)
+            todo.extend(_outer_names(node))
     return [i for i in inputs if i in seen]
+
+
+def _outer_names(node: onnx.NodeProto) -> List[str]:
+    """Names the node's subgraphs (If/Loop/Scan bodies) read from the enclosing scope."""
+    names: List[str] = []
+    for a in node.attribute:
+        for sub in ([a.g] if a.type == onnx.AttributeProto.GRAPH else list(a.graphs)):
+            local = {i.name for i in sub.input} | {t.name for t in sub.initializer}
+            local |= {o for n in sub.node for o in n.output}
+            for n in sub.node:
+                names.extend(i for i in n.input if i and i not in local)
+                names.extend(x for x in _outer_names(n) if x not in local)
+            names.extend(o.name for o in sub.output if o.name not in local)
+    return names
 
 
 def shape_operand_inputs(model: onnx.ModelProto) -> List[str]:

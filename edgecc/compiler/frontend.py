@@ -15,6 +15,7 @@ from . import (
     registry,
 )
 from .loader import CONTRIB_DOMAIN, DEFAULT_DOMAINS, load_static_model, model_opset, static_shapes
+from .lowering.cast import widen_narrow_types
 from .lowering.quantize_linear import dequantize_constant
 
 
@@ -173,6 +174,7 @@ def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Grap
     """user_opset: the opset the user's file declared (errors name it); lowering sees
     ``model``'s opset, which the loader may have converted."""
     opset = model_opset(model)
+    model = widen_narrow_types(model)  # float16 & co. computed in float32 (lowering/cast.py)
     shapes = static_shapes(model)
     g = model.graph
     graph = Graph(name=g.name or "model", nodes=[], inputs=[], outputs=[], types={},

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from math import prod
 from typing import Optional, Tuple
 
+import ml_dtypes  # onnx's own dependency: numpy types of bfloat16, float8, float4
 import numpy as np
 from onnx import TensorProto
 
@@ -19,7 +20,13 @@ class DType(enum.Enum):
     ONNX enum or None, bits per element). Sub-byte types (int4, uint4, int2, uint2, binary)
     are stored as bit planes along the last axis (edgecc/ir/lowbit.py: each row of the last
     axis as ``bits`` planes of ceil(C / 8) bytes, ``storage_bytes``); binary holds -1/+1 as
-    bit 0/1 (XNOR-Net's sign convention)."""
+    bit 0/1 (XNOR-Net's sign convention).
+
+    The narrow float types (float16, bfloat16, float8, float4: ``is_narrow_float``) are
+    storage types: their C storage holds the format's bit pattern (float4: one code a byte,
+    in the low 4 bits, as ml_dtypes holds it) and only Cast converts to and from them
+    (backends/generic/cast.py); the front end computes everything else in float32
+    (compiler/lowering/cast.py, ``widen_narrow_types``)."""
 
     FLOAT32 = ("float", np.float32, TensorProto.FLOAT, 32)
     FLOAT64 = ("double", np.float64, TensorProto.DOUBLE, 64)
@@ -37,6 +44,14 @@ class DType(enum.Enum):
     INT2 = ("uint8_t", np.int8, getattr(TensorProto, "INT2", None), 2)
     UINT2 = ("uint8_t", np.uint8, getattr(TensorProto, "UINT2", None), 2)
     BINARY = ("uint8_t", np.int8, None, 1)
+    FLOAT16 = ("uint16_t", np.float16, TensorProto.FLOAT16, 16)
+    BFLOAT16 = ("uint16_t", ml_dtypes.bfloat16, TensorProto.BFLOAT16, 16)
+    FLOAT8E4M3FN = ("uint8_t", ml_dtypes.float8_e4m3fn, TensorProto.FLOAT8E4M3FN, 8)
+    FLOAT8E4M3FNUZ = ("uint8_t", ml_dtypes.float8_e4m3fnuz, TensorProto.FLOAT8E4M3FNUZ, 8)
+    FLOAT8E5M2 = ("uint8_t", ml_dtypes.float8_e5m2, TensorProto.FLOAT8E5M2, 8)
+    FLOAT8E5M2FNUZ = ("uint8_t", ml_dtypes.float8_e5m2fnuz, TensorProto.FLOAT8E5M2FNUZ, 8)
+    FLOAT8E8M0 = ("uint8_t", ml_dtypes.float8_e8m0fnu, TensorProto.FLOAT8E8M0, 8)
+    FLOAT4E2M1 = ("uint8_t", ml_dtypes.float4_e2m1fn, TensorProto.FLOAT4E2M1, 8)
 
     @property
     def c_type(self) -> str:
@@ -74,6 +89,11 @@ class DType(enum.Enum):
     @property
     def is_float(self) -> bool:
         return self in (DType.FLOAT32, DType.FLOAT64)
+
+    @property
+    def is_narrow_float(self) -> bool:
+        """A float storage type computed in float32 (float16, bfloat16, float8, float4)."""
+        return self.np_dtype.kind in "fV" and not self.is_float
 
     @property
     def is_signed(self) -> bool:

@@ -15,7 +15,7 @@ from ..backends.codegen import c_literal
 from ..errors import EdgeccError
 from ..ir import DType
 
-_BY_CTYPE = {d.c_type: d for d in DType if d is not DType.BOOL}
+_BY_CTYPE = {d.c_type: d for d in DType if d is not DType.BOOL and not d.is_narrow_float}
 
 
 @dataclass(frozen=True)

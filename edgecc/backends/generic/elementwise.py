@@ -1,4 +1,4 @@
-"""Portable C kernels for pointwise ops (see compiler/lowering/elementwise.py).
+"""Portable C kernels for pointwise ops (compiler/lowering/elementwise.py; Cast: cast.py).
 
 Integer arithmetic that can overflow (Add, Sub, Mul, Neg, Abs, PRelu) is done in the unsigned
 type of the same width and converted back, so it wraps like onnxruntime instead of being
@@ -89,10 +89,14 @@ def activation_expr(kind: str, v: str, dtype: DType, alpha=0.0, beta=0.0,
             return neg
         if kind == "Abs":
             return f"({v} < 0 ? {neg} : {v})" if dtype.is_signed else v
+        if kind == "Sign":
+            t = dtype.c_type
+            return f"({t})(({v} > 0) - ({v} < 0))" if dtype.is_signed else f"({t})({v} > 0)"
         raise KeyError(kind)
     # Each expression maps NaN to NaN, as onnxruntime does (tests/test_nan.py): a comparison
     # with NaN is false, so a clamp tests for the values it replaces (Relu: v < 0, not v > 0)
-    # and NaN takes the branch that keeps or scales v.
+    # and NaN takes the branch that keeps or scales v. Except where onnxruntime gives 0:
+    # ThresholdedRelu (v > alpha ? v : 0) and Shrink.
     if kind == "Relu":
         return f"({v} < {zero} ? {zero} : {v})"
     if kind == "LeakyRelu":
@@ -109,8 +113,12 @@ def activation_expr(kind: str, v: str, dtype: DType, alpha=0.0, beta=0.0,
         return f"({v} >= {zero} ? {v} : {lit(alpha)} * {f('expm1')}({v}))"
     if kind == "Softsign":
         return f"({v} / ({one} + {f('fabs')}({v})))"
-    if kind in ("Tanh", "Exp", "Log", "Sqrt", "Erf"):
+    if kind in ("Tanh", "Exp", "Log", "Sqrt", "Erf", "Floor", "Ceil", "Sin", "Cos", "Tan",
+                "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"):
         return f"{f(kind.lower())}({v})"
+    extra = _math_expr(kind, v, dtype, alpha, beta)
+    if extra is not None:
+        return extra
     if kind == "Neg":
         return f"(-{v})"
     if kind == "Abs":
@@ -123,6 +131,51 @@ def activation_expr(kind: str, v: str, dtype: DType, alpha=0.0, beta=0.0,
     raise KeyError(kind)
 
 
+def softplus_expr(v: str, dtype: DType) -> str:
+    """log(1 + exp(v)) without overflow (v + log1p(exp(-v)) for v > 0); NaN stays NaN."""
+    f = lambda name: _fn(dtype, name)  # noqa: E731
+    zero = c_literal(0.0, dtype)
+    log1p, exp = f("log1p"), f("exp")
+    return f"({v} > {zero} ? {v} + {log1p}({exp}(-{v})) : {log1p}({exp}({v})))"
+
+
+def _math_expr(kind: str, v: str, dtype: DType, alpha, beta):
+    """C expression of the float unary ops added with the operator coverage work (Selu, Celu,
+    Softplus, Mish, Swish, ThresholdedRelu, Shrink, Sign, Reciprocal, Round), or None."""
+    lit = lambda x: c_literal(x, dtype)  # noqa: E731
+    f = lambda name: _fn(dtype, name)  # noqa: E731
+    one, zero, half = lit(1.0), lit(0.0), lit(0.5)
+    if kind == "Selu":  # gamma (beta) * (v > 0 ? v : alpha e^v - alpha), as onnxruntime
+        a = lit(alpha)
+        return f"({lit(beta)} * ({v} > {zero} ? {v} : {a} * {f('exp')}({v}) - {a}))"
+    if kind == "Celu":
+        return f"({v} > {zero} ? {v} : {lit(alpha)} * {f('expm1')}({v} / {lit(alpha)}))"
+    if kind == "Softplus":
+        return softplus_expr(v, dtype)
+    if kind == "Mish":
+        return f"({v} * {f('tanh')}({softplus_expr(v, dtype)}))"
+    if kind == "Swish":
+        return f"({v} / ({one} + {f('exp')}({lit(-alpha)} * {v})))"
+    if kind == "ThresholdedRelu":
+        return f"({v} > {lit(alpha)} ? {v} : {zero})"
+    if kind == "Shrink":  # alpha = lambd, beta = bias
+        lam, bias = lit(alpha), lit(beta)
+        return f"({v} < {lit(-alpha)} ? {v} + {bias} : ({v} > {lam} ? {v} - {bias} : {zero}))"
+    if kind == "Sign":  # NaN stays NaN
+        return (f"({v} > {zero} ? {one} : ({v} < {zero} ? {lit(-1.0)} "
+                f": ({v} == {zero} ? {zero} : {v})))")
+    if kind == "Reciprocal":
+        return f"({one} / {v})"
+    if kind == "Round":
+        # half to even whatever the rounding mode (nearbyint depends on it); floor(v + 0.5)
+        # would round 0.49999997f up. v - floor(v) is exact except for v in (-0.5, 0), where
+        # floor(v) is -1 (odd) and a tie rounds like a fraction above 0.5 anyway.
+        fl = f"{f('floor')}({v})"
+        return (f"({v} - {fl} > {half} || ({v} - {fl} == {half} && "
+                f"{f('fmod')}({fl}, {lit(2.0)}) != {zero}) ? {fl} + {one} : {fl})")
+    return None
+
+
 POINTWISE_OPS = tuple(op for op, info in IR_OPS.items() if info.pointwise)
 
 
@@ -131,21 +184,6 @@ def unary(ctx, node):
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
     a = node.attrs
     expr = activation_expr(node.op, "v", x.dtype, a.alpha, a.beta, a.approximate)
-    return Kernel("unary.c.j2", dict(x=x, y=y, expr=expr), [x.name, y.name])
-
-
-def cast_expr(v: str, src: DType, dst: DType) -> str:
-    if dst == DType.BOOL:
-        return f"(uint8_t)({v} != 0)"
-    if src.is_float and not dst.is_float:
-        return saturate_expr(v, src, dst)
-    return f"({dst.c_type})({v})"
-
-
-@kernel("Cast")
-def cast(ctx, node):
-    x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
-    expr = cast_expr("v", x.dtype, y.dtype)
     return Kernel("unary.c.j2", dict(x=x, y=y, expr=expr), [x.name, y.name])
 
 

@@ -9,17 +9,21 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import DType, TensorType, UnaryAttrs
-from ...ir.ops.elementwise import UNARY_DEFAULTS, CastAttrs
+from ...ir.ops.cast import CastAttrs  # noqa: F401  (lowering/qlinear.py imports it from here)
+from ...ir.ops.elementwise import UNARY_ATTR_FIELDS, UNARY_DEFAULTS, UNARY_INTEGER
 from ..registry import lowering
 
 
 @lowering(*UNARY_DEFAULTS)
 def lower_unary(ctx, node):
     defaults = UNARY_DEFAULTS[node.op_type]
-    values = {k: ctx.attr(k, v) for k, v in defaults.items()}
+    fields = UNARY_ATTR_FIELDS.get(node.op_type, {})
+    values = {fields.get(k, k): ctx.attr(k, v) for k, v in defaults.items()}
     attrs = UnaryAttrs(**{k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()})
     x_type = ctx.type(node.input[0])
-    if node.op_type not in ("Relu", "Neg", "Abs") and not x_type.dtype.is_float:
+    dtype = x_type.dtype
+    integer = dtype.np_dtype.kind in "iu" and not dtype.packed
+    if not (dtype.is_float or (integer and node.op_type in UNARY_INTEGER)):
         raise ctx.error(f"{node.op_type} on {x_type.dtype.name.lower()} is not supported")
     ctx.emit(node.op_type, [node.input[0]], [node.output[0]], attrs)
 
@@ -53,18 +57,6 @@ def lower_clip(ctx, node):
         lo = int(info.min) if lo is None else int(lo)
         hi = int(info.max) if hi is None else int(hi)
     ctx.emit("Clip", [node.input[0]], [node.output[0]], UnaryAttrs(alpha=lo, beta=hi))
-
-
-@lowering("Cast")
-def lower_cast(ctx, node):
-    from onnx import TensorProto
-    to = ctx.attr("to")
-    try:
-        dtype = DType.from_onnx(to)
-    except KeyError:
-        raise ctx.error(f"Cast to {TensorProto.DataType.Name(to)} is not supported") from None
-    ctx.type(node.input[0])  # the source type must be supported too
-    ctx.emit("Cast", [node.input[0]], [node.output[0]], CastAttrs(dtype))
 
 
 @lowering("Identity")

@@ -24,6 +24,41 @@ def _gelu(x, a, b, ap):
     return np.float32(0.5) * x * (1 + _erf(x / np.float32(math.sqrt(2))))
 
 
+def _softplus(x):
+    """log(1 + exp(x)) without overflow: x + log1p(exp(-x)) for x > 0."""
+    with np.errstate(all="ignore"):
+        return np.where(x > 0, x + np.log1p(np.exp(-x)), np.log1p(np.exp(x))).astype(x.dtype)
+
+
+def _selu(x, a, g):
+    with np.errstate(all="ignore"):
+        return np.float32(g) * np.where(x > 0, x, np.float32(a) * np.exp(x) - np.float32(a))
+
+
+def _celu(x, a):
+    with np.errstate(all="ignore"):
+        return np.where(x > 0, x, np.float32(a) * np.expm1(x / np.float32(a)))
+
+
+def _shrink(x, lambd, bias):
+    """Shrink[lambd, bias] (alpha = lambd, beta = bias); NaN gives 0, as in onnxruntime."""
+    lambd, bias = np.float32(lambd), np.float32(bias)
+    return np.where(x < -lambd, x + bias, np.where(x > lambd, x - bias, np.float32(0)))
+
+
+def _swish(x, a):
+    with np.errstate(all="ignore"):
+        return x / (np.float32(1) + np.exp(-np.float32(a) * x))
+
+
+def _math(fn):
+    """A numpy function as a unary entry's semantics (no warnings outside its domain)."""
+    def run(x, a, b, ap):
+        with np.errstate(all="ignore"):
+            return fn(x)
+    return run
+
+
 # Unary pointwise ops: (ONNX attribute defaults, float32 numpy semantics f(x, alpha, beta,
 # approximate), fuses into Conv/Gemm/MatMul as an activation). Clip's bounds are its alpha
 # and beta (compiler/lowering/elementwise.py). Each one's C expression is in
@@ -49,7 +84,29 @@ UNARY = {
     "Elu": ({"alpha": 1.0}, lambda x, a, b, ap: np.where(x >= 0, x, np.float32(a) * np.expm1(x)),
             True),
     "Softsign": ({}, lambda x, a, b, ap: x / (np.float32(1) + np.abs(x)), False),
+    "Selu": ({"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875},
+             lambda x, a, b, ap: _selu(x, a, b), True),
+    "Celu": ({"alpha": 1.0}, lambda x, a, b, ap: _celu(x, a), True),
+    "Softplus": ({}, lambda x, a, b, ap: _softplus(x), True),
+    "Mish": ({}, lambda x, a, b, ap: x * np.tanh(_softplus(x)), True),
+    "Swish": ({"alpha": 1.0}, lambda x, a, b, ap: _swish(x, a), True),
+    "ThresholdedRelu": ({"alpha": 1.0},
+                        lambda x, a, b, ap: np.where(x > np.float32(a), x, np.float32(0)), True),
+    "Shrink": ({"lambd": 0.5, "bias": 0.0}, lambda x, a, b, ap: _shrink(x, a, b), False),
+    "Sign": ({}, _math(np.sign), False),
+    "Reciprocal": ({}, _math(lambda x: np.float32(1) / x), False),
+    "Floor": ({}, _math(np.floor), False),
+    "Ceil": ({}, _math(np.ceil), False),
+    "Round": ({}, _math(np.rint), False),  # half to even
+    **{op: ({}, _math(getattr(np, name)), False) for op, name in (
+        ("Sin", "sin"), ("Cos", "cos"), ("Tan", "tan"), ("Asin", "arcsin"), ("Acos", "arccos"),
+        ("Atan", "arctan"), ("Sinh", "sinh"), ("Cosh", "cosh"), ("Asinh", "arcsinh"),
+        ("Acosh", "arccosh"), ("Atanh", "arctanh"))},
 }
+# ONNX attribute -> UnaryAttrs field, where the names differ (the lowering renames them)
+UNARY_ATTR_FIELDS = {"Selu": {"gamma": "beta"}, "Shrink": {"lambd": "alpha", "bias": "beta"}}
+# unary ops that also take integer tensors (activation_expr has their integer expressions)
+UNARY_INTEGER = ("Relu", "Neg", "Abs", "Sign")
 # the unary ops whose ONNX attributes the generic lowering reads (Clip has its own)
 UNARY_DEFAULTS = {op: d for op, (d, _, _) in UNARY.items() if d is not None}
 
@@ -57,13 +114,7 @@ for _op, (_, _fn, _act) in UNARY.items():
     ir_op(_op, elementwise=True, pointwise=_fn, activation=_act)
 
 
-@dataclass(frozen=True)
-class CastAttrs:
-    to: DType
-
-
-ir_op("Cast", elementwise=False,
-      reference=lambda n, xs: [xs[0].astype(n.attrs.to.np_dtype)])
+from .cast import CastAttrs  # noqa: E402,F401  (Cast is declared in ir/ops/cast.py)
 
 
 ir_op("Identity", reference=lambda n, xs: [xs[0]], quant="shared")

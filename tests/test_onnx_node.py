@@ -98,3 +98,13 @@ def test_every_registered_op_has_node_tests():
     missing = sorted(op for op in set(registry.LOWERINGS) - covered
                      if op.split(".")[0] not in ("com", "finn", "qonnx"))
     assert not missing, f"registered ops without ONNX node tests: {missing}"
+
+
+def test_at_least_90_percent_of_node_tests_run():
+    """Issue 16: at least 90 % of all node tests pass. Every case that runs must pass (the
+    others are strict xfails with a reason, or skipped for an op without a lowering), so this
+    counts the cases that run."""
+    supported = set(registry.LOWERINGS)
+    runs = [n for n, c in CASES.items() if _keys(c) <= supported
+            and not ledger_reason(n, _ops(c))]
+    assert len(runs) >= 0.9 * len(CASES), f"{len(runs)} of {len(CASES)} node tests run"

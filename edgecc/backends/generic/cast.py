@@ -1,5 +1,7 @@
 """Portable C kernels: Cast (and CastLike, which lowers to it), including float16, bfloat16
-and the 8/4-bit float types (compiler/lowering/cast.py, ir/ops/cast.py).
+and the 8/4-bit float types (compiler/lowering/cast.py, ir/ops/cast.py), and the ONNX
+int4/uint4/int2/uint2 values held one a byte (a Cast with ``bits``:
+templates/cast_wrap_bits.c.j2, cast_trunc_u64.c.j2).
 
 A narrow float is stored as its code (uint16_t / uint8_t) and converted by the helpers in
 templates/cast_*.c.j2, written from the formats' definitions: decoding is exact into float,
@@ -33,10 +35,13 @@ def _fmt(dtype: DType) -> str:
 
 
 def cast_expr(v: str, src: DType, dst: DType, saturate: bool = True,
-              round_mode: str = "up", needs: list = None) -> str:
-    """C expression converting ``v`` (type ``src``) to ``dst``; the helper templates it calls
-    are appended to ``needs``."""
+              round_mode: str = "up", needs: list = None, bits: int = 0) -> str:
+    """C expression converting ``v`` (type ``src``) to ``dst`` (with ``bits``: to that many
+    bits of ``dst``, wrapped); the helper templates it calls are appended to ``needs``."""
     needs = [] if needs is None else needs
+    if bits:
+        return _wrap_expr(cast_expr(v, src, DType.FLOAT32, needs=needs)
+                          if src.is_narrow_float else v, src, dst, bits, needs)
     if src == dst:
         return v
     if src.is_narrow_float:  # decode, exactly, to float
@@ -70,6 +75,16 @@ def cast_expr(v: str, src: DType, dst: DType, saturate: bool = True,
     return f"({dst.c_type})({v})"
 
 
+def _wrap_expr(v: str, src: DType, dst: DType, bits: int, needs: list) -> str:
+    """``v`` (a float32/64 or integer ``src``) truncated and wrapped to ``bits`` of ``dst``."""
+    u = f"(uint64_t)({v})"
+    if src.is_float or src.is_narrow_float:
+        needs.append("cast_trunc_u64.c.j2")
+        u = f"edgecc_trunc_u64((double)({v}))"
+    needs.append("cast_wrap_bits.c.j2")
+    return f"({dst.c_type})edgecc_wrap_bits({u}, {bits}, {int(dst.is_signed)})"
+
+
 @kernel("Cast")
 def cast(ctx, node):
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
@@ -77,6 +92,6 @@ def cast(ctx, node):
         return None
     a = node.attrs
     needs = []
-    expr = cast_expr("v", x.dtype, y.dtype, a.saturate, a.round_mode, needs)
+    expr = cast_expr("v", x.dtype, y.dtype, a.saturate, a.round_mode, needs, a.bits)
     return Kernel("unary.c.j2", dict(x=x, y=y, expr=expr), [x.name, y.name],
                   needs=tuple(dict.fromkeys(needs)))

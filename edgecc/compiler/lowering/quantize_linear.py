@@ -4,9 +4,17 @@ Both keep their (constant) scale and zero point as a typed QuantParams in attrs,
 integer tensor's TensorType carries the same record. onnxruntime's com.microsoft variants
 (what its quantizer emits for 4- and 16-bit types before opset 21) lower the same way. 4-bit
 (INT4 / UINT4) constants, i.e. weights, arrive unpacked as int8 / uint8 values (the front
-end), their QuantParams saying 4 bits, so the int8 kernels take them as they are; 4-bit
-activations are refused (not supported yet). passes/fold_qdq.py folds DQ -> op -> Q
-into integer ops; the ones left are real conversions with their own C kernels.
+end), their QuantParams saying 4 bits, so the int8 kernels take them as they are. Other
+int4/uint4/int2/uint2 tensors are held one value a byte as int8/uint8 too (lowering/cast.py,
+``unpack_sub_byte_types``, which names a QuantizeLinear's type in ``output_dtype``): a
+QuantizeLinear to them is one to int8/uint8 whose QuantParams say the bits, then a Clip to
+the type's range (the form of passes/quantize_lowbit.py). passes/fold_qdq.py folds
+DQ -> op -> Q into integer ops; the ones left are real conversions with their own C kernels.
+
+Float8 and float4 (lowering/cast.py, ``widen_narrow_types``): a QuantizeLinear to them
+reaches here with a float32 output and is the scaling y = x / scale (+ zero point, float4),
+which the Cast after it rounds (saturating); a DequantizeLinear from them reads the decoded
+float32 values: y = (x - zero point) * scale (float8's zero point, 0, is dropped there).
 """
 from __future__ import annotations
 
@@ -14,10 +22,11 @@ import dataclasses
 
 import numpy as np
 
-from ...ir import DType, QuantParams, TensorType
+from ...ir import DType, QuantParams, TensorType, UnaryAttrs
 from ...ir.ops.quantize_linear import QuantAttrs, QuantizeAttrs, _broadcast
 from ...ir.quant import dequantize
 from ..registry import lowering
+from .cast import SUB_BYTE_ONNX
 
 QUANT_DTYPES = (DType.INT8, DType.UINT8, DType.INT32, DType.INT16, DType.UINT16)
 
@@ -57,18 +66,76 @@ def _check_block(ctx):
         raise ctx.error("blocked quantization (block_size > 0) is not supported")
 
 
+def _axis_constant(ctx, value, base: str, what: str) -> str:
+    """A float32 constant of ``value`` (a scalar, or per axis: shaped to broadcast against
+    input 0 along the node's ``axis``)."""
+    v = np.asarray(value, dtype=np.float32)
+    shape = ctx.type(ctx.input(0)).shape
+    if v.ndim > 1 or v.size == 0:
+        raise ctx.error(f"the {what} must be a scalar or a non-empty 1-D tensor, not "
+                        f"{list(v.shape)}")
+    if v.size == 1:
+        return ctx.add_constant(base, v.reshape(()))
+    axis = int(ctx.attr("axis", 1))
+    axis += len(shape) if axis < 0 else 0
+    if not 0 <= axis < len(shape) or v.size != shape[axis]:
+        raise ctx.error(f"{v.size} per-axis {what}s for axis {axis} of a {list(shape)} tensor")
+    return ctx.add_constant(base, v.reshape((-1,) + (1,) * (len(shape) - axis - 1)))
+
+
+def _scale_float(ctx, node, scale_op: str) -> None:
+    """A float8/float4 QuantizeLinear (``Div``: y = x / scale + zero point) or
+    DequantizeLinear (``Mul``: y = (x - zero point) * scale) on float32 values."""
+    x, y = node.input[0], node.output[0]
+    x_t = ctx.type(x)
+    if x_t.dtype != DType.FLOAT32:
+        raise ctx.error(f"{node.op_type} of {x_t.dtype.name.lower()} to or from a float8 or "
+                        "float4 type is not supported")
+    y_t = TensorType(DType.FLOAT32, x_t.shape)
+    scale = _axis_constant(ctx, ctx.const_input(1, "scale"), f"{y}_scale", "scale")
+    zp = ctx.const_input(2, "zero point", None)
+    zp = None if zp is None else _axis_constant(ctx, zp, f"{y}_zero_point", "zero point")
+    if scale_op == "Div":
+        t = y if zp is None else ctx.temp(f"{y}_scaled", y_t)
+        ctx.emit("Div", [x, scale], [t], types=[y_t])
+        if zp is not None:
+            ctx.emit("Add", [t, zp], [y], types=[y_t])
+    else:
+        t = x if zp is None else ctx.temp(f"{y}_centered", y_t)
+        if zp is not None:
+            ctx.emit("Sub", [x, zp], [t], types=[y_t])
+        ctx.emit("Mul", [t, scale], [y], types=[y_t])
+
+
 @lowering("QuantizeLinear", "com.microsoft.QuantizeLinear", const_inputs=(1, 2))
 def lower_quantize(ctx, node):
     _check_block(ctx)
     y = node.output[0]
     y_t = ctx.onnx_type(y)
+    if y_t.dtype == DType.FLOAT32:  # to float8/float4: the scaling (lowering/cast.py)
+        _scale_float(ctx, node, "Div")
+        return
     if y_t.dtype not in QUANT_DTYPES:
         raise ctx.error(f"QuantizeLinear to {y_t.dtype.name.lower()} is not supported")
     x_t = ctx.type(node.input[0])
     q = qparams_from(ctx, ctx.const_input(1, "y_scale"), ctx.const_input(2, "y_zero_point"),
                      int(ctx.attr("axis", 1)), x_t.rank, y_t.dtype)
-    ctx.emit("QuantizeLinear", [node.input[0]], [y],
-             QuantizeAttrs(q, unsigned=y_t.dtype in (DType.UINT8, DType.UINT16)),
+    attrs = QuantizeAttrs(q, unsigned=y_t.dtype in (DType.UINT8, DType.UINT16))
+    sub_byte = SUB_BYTE_ONNX.get(ctx.attr("output_dtype", 0))
+    if sub_byte is None:
+        ctx.emit("QuantizeLinear", [node.input[0]], [y], attrs,
+                 types=[TensorType(y_t.dtype, y_t.shape, q)])
+        return
+    # int4/uint4/int2/uint2 held one value a byte: quantize to int8/uint8, clip to the type
+    bits = sub_byte[1]
+    q = dataclasses.replace(q, bits=bits)
+    lo, hi = ((-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if y_t.dtype == DType.INT8
+              else (0, (1 << bits) - 1))
+    if any(z < lo or z > hi for z in q.zero_point):
+        raise ctx.error(f"zero point outside [{lo}, {hi}]")
+    t = ctx.temp(f"{y}_q8", TensorType(y_t.dtype, y_t.shape, q))
+    ctx.emit("QuantizeLinear", [node.input[0]], [t], dataclasses.replace(attrs, quant=q))
+    ctx.emit("Clip", [t], [y], UnaryAttrs(alpha=lo, beta=hi),
              types=[TensorType(y_t.dtype, y_t.shape, q)])
 
 
@@ -77,6 +144,9 @@ def lower_dequantize(ctx, node):
     _check_block(ctx)
     x = node.input[0]
     x_t = ctx.type(x)
+    if x_t.dtype == DType.FLOAT32:  # from float8/float4, decoded (lowering/cast.py)
+        _scale_float(ctx, node, "Mul")
+        return
     if x_t.dtype not in QUANT_DTYPES:
         raise ctx.error(f"DequantizeLinear from {x_t.dtype.name.lower()} is not supported")
     q = qparams_from(ctx, ctx.const_input(1, "x_scale"), ctx.const_input(2, "x_zero_point"),

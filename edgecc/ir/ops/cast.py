@@ -10,7 +10,9 @@ onnx's reference implementation (onnx.reference.ops.op_cast):
   (infinities included), without it overflow is Inf (E5M2) or NaN; float16 and bfloat16
   overflow to Inf, float4 always saturates; float8e8m0 follows ``round_mode``;
 - to int4/uint4/int2/uint2: truncate toward zero and wrap to the type's bits (NaN, Inf and
-  |x| >= 2^63 give 0, whose residue they are), as ml_dtypes does;
+  |x| >= 2^63 give 0, whose residue they are), as ml_dtypes does; an ONNX tensor of these
+  types is held one value a byte as int8/uint8 (compiler/lowering/cast.py,
+  ``unpack_sub_byte_types``), and its Cast is one to int8/uint8 with ``bits`` set;
 - to bool: x != 0; otherwise numpy's astype (float -> integer saturates in C)."""
 from __future__ import annotations
 
@@ -31,6 +33,12 @@ class CastAttrs:
     to: DType
     saturate: bool = True
     round_mode: str = "up"  # float8e8m0 only: "up", "down" or "nearest"
+    bits: int = 0  # to int8/uint8 holding an ONNX int4/uint4/int2/uint2: wrap to these bits
+
+
+# (storage type, bits) -> the sub-byte type whose values a Cast with ``bits`` produces
+SUB_BYTE = {(DType.INT8, 4): DType.INT4, (DType.UINT8, 4): DType.UINT4,
+            (DType.INT8, 2): DType.INT2, (DType.UINT8, 2): DType.UINT2}
 
 
 def wrap_bits(x: np.ndarray, dtype: DType) -> np.ndarray:
@@ -66,6 +74,8 @@ def cast_array(x: np.ndarray, attrs: CastAttrs) -> np.ndarray:
         return x.astype(to.np_dtype)
     if to.packed:
         return wrap_bits(x, to)
+    if attrs.bits:
+        return wrap_bits(x, SUB_BYTE[to, attrs.bits]).astype(to.np_dtype)
     if to == DType.BOOL:
         return x != 0
     if x.dtype.kind == "f" and not to.is_float:  # saturating, NaN -> 0, as the C kernel

@@ -36,13 +36,26 @@ def _scalar(value):
     return None if flat.size == 0 else flat[0].item()
 
 
-@lowering("Clip", const_inputs=(1, 2))
+def _is_constant(ctx, name: str) -> bool:
+    return not name or name in ctx.graph.constants or ctx.materialize(name) is not None
+
+
+@lowering("Clip")
 def lower_clip(ctx, node):
     """Clip -> Clip[alpha=min, beta=max]; a missing bound is the type's lowest/largest value,
     as ONNX says (numeric_limits lowest()/max()): for floats the largest finite one, so +-Inf
     clip to it as in onnxruntime (an explicit infinite bound leaves them). The backend drops
-    comparisons that never clip."""
+    comparisons that never clip. Bounds known only at run time (graph inputs): Min(Max(x, min),
+    max), which is Clip's value, NaN included, and max wherever min > max."""
     x_type = ctx.type(node.input[0])
+    if ctx.opset >= 11 and not all(_is_constant(ctx, ctx.input(i)) for i in (1, 2)):
+        src = node.input[0]
+        bounds = [(op, ctx.input(i)) for op, i in (("Max", 1), ("Min", 2)) if ctx.input(i)]
+        for k, (op, bound) in enumerate(bounds):
+            dst = node.output[0] if k == len(bounds) - 1 else ctx.temp(f"{src}_lo", x_type)
+            ctx.emit(op, [src, bound], [dst], types=[x_type])
+            src = dst
+        return
     if ctx.opset < 11:
         lo, hi = ctx.attr("min", None), ctx.attr("max", None)
     else:

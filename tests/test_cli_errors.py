@@ -89,8 +89,8 @@ def test_every_unsupported_op_in_one_error(tmp_path):
     assert lines[0] == "edgecc: error: three.onnx: 3 nodes use unsupported ops:", lines
     assert lines[1:] == [
         "  three.onnx: node 'coin' (Bernoulli, opset 15): unsupported op",
-        "  three.onnx: node 'warp' (Warp, opset 15): unsupported op domain 'acme'",
-        "  three.onnx: node 'glow' (Glow, opset 15): unsupported op domain 'acme'"], lines
+        "  three.onnx: node 'warp' (acme.Warp, acme opset 1): unsupported op domain 'acme'",
+        "  three.onnx: node 'glow' (acme.Glow, acme opset 1): unsupported op domain 'acme'"], lines
 
 
 def test_dynamic_dim_needs_input_shape(tmp_path):

@@ -153,17 +153,22 @@ def _bind_hint(g, name: str) -> str:
             f"one value with --bind {sources[0]}=FILE.npy")
 
 
-def _check_supported(g, label: str, ctx) -> None:
+def _check_supported(model: onnx.ModelProto, label: str, ctx) -> None:
     """Every op of the model without a lowering, each on its own line (node, op, opset), in
-    one error: a user sees the whole list at once, not one op per attempt."""
+    one error: a user sees the whole list at once, not one op per attempt. An op of another
+    domain is named with its domain and that domain's opset."""
+    versions = {o.domain: o.version for o in model.opset_import}
     lines = []
-    for node in g.node:
+    for node in model.graph.node:
         if lowering_key(node) in registry.LOWERINGS:
             continue
         ctx.node = node
-        rule = ("unsupported op domain '%s'" % node.domain
-                if node.domain not in DEFAULT_DOMAINS + (CONTRIB_DOMAIN,) else "unsupported op")
-        lines.append(f"{ctx.origin.describe()}: {rule}")
+        if node.domain in DEFAULT_DOMAINS + (CONTRIB_DOMAIN,):
+            lines.append(f"{ctx.origin.describe()}: unsupported op")
+            continue
+        lines.append(f"{label}: node '{ctx.origin.node}' ({node.domain}.{node.op_type}, "
+                     f"{node.domain} opset {versions.get(node.domain, '?')}): unsupported op "
+                     f"domain '{node.domain}'")
     if len(lines) == 1:
         raise UnsupportedError(lines[0])
     if lines:
@@ -203,7 +208,7 @@ def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Grap
             raise UnsupportedError(f"{label}: input '{inp.name}' has unsupported type "
                                    f"{e.args[0]}") from None
         graph.inputs.append(inp.name)
-    _check_supported(g, label, ctx)
+    _check_supported(model, label, ctx)
     for node in g.node:
         ctx.node = node
         entry = registry.LOWERINGS.get(lowering_key(node))

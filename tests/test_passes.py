@@ -246,6 +246,26 @@ def test_fold_constants_skips_a_node_whose_reference_declines():
     assert_unchanged(fold_constants, g)
 
 
+def test_fold_constants_layernorm_outputs_by_position():
+    """LayerNormalization of constants asking for Y and InvStdDev but not Mean: each output
+    folds to its own value."""
+    from edgecc.ir.ops.layernorm import LayerNormAttrs
+    f = DType.FLOAT32
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    g = Graph("t", [], [], ["y", "inv"], {"y": TensorType(f, (2, 4)),
+                                          "inv": TensorType(f, (2, 1))})
+    g.add_constant("x", x)
+    g.add_constant("s", np.ones(4, np.float32))
+    g.nodes = [Node("LayerNormalization", ("x", "s", ""), ("y", "", "inv"),
+                    LayerNormAttrs(1, 1e-5))]
+    g.verify()
+    out = apply_pass(fold_constants, g)
+    want = 1 / np.sqrt(x.var(axis=1, keepdims=True) + 1e-5)
+    np.testing.assert_allclose(out.constants["inv"], want, rtol=1e-6)
+    np.testing.assert_allclose(out.constants["y"], (x - x.mean(1, keepdims=True)) * want,
+                               rtol=1e-5, atol=1e-6)
+
+
 def constant_output_model():
     """c = Add(c1, c2) is a graph output, so the loader keeps it for fold_constants."""
     rng = np.random.default_rng(1)

@@ -25,8 +25,8 @@ def _reference(node, xs):
     inv_std = 1 / np.sqrt(np.mean((x - mean) ** 2, axis=axes, keepdims=True)
                           + node.attrs.epsilon)
     y = (x - mean) * inv_std * scale + (0 if bias is None else bias)
-    outs = [y.astype(x.dtype), mean, inv_std]
-    return [v for v, name in zip(outs, node.outputs) if name]
+    # by position (constant folding pairs them with node.outputs, "" for one not asked for)
+    return [y.astype(x.dtype), mean, inv_std][:len(node.outputs)]
 
 
 ir_op("LayerNormalization", elementwise=False, reference=_reference)

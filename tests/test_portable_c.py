@@ -96,3 +96,28 @@ def test_arm_gcc_ipa_cp_workaround(tmp_path, monkeypatch):
     assert "bad 0\n" in cortex_m.run_qemu(fw.elf, "cortex-m7").log
     print(f"\nwithout {' '.join(cortex_m.COMPILER_WORKAROUNDS)}: {line} "
           f"({os.popen('arm-none-eabi-gcc -dumpfullversion').read().strip()})")
+
+
+def test_integer_reduce_sum_wraps_without_overflow(tmp_path):
+    """ReduceSum/ReduceMean of int64 extremes: the sum wraps like numpy's, with no signed
+    overflow in C (UBSan aborts on one)."""
+    import onnx
+    from onnx import TensorProto, helper
+    x = helper.make_tensor_value_info("x", TensorProto.INT64, [2, 3])
+    outs = [helper.make_tensor_value_info(n, TensorProto.INT64, [2]) for n in ("s", "m")]
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    nodes = [helper.make_node("ReduceSum", ["x", "axes"], ["s"], keepdims=0),
+             helper.make_node("ReduceMean", ["x"], ["m"], axes=[1], keepdims=0)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [x], outs, [axes]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    big = np.iinfo(np.int64)
+    data = np.array([[big.max, big.max, 5], [big.min, -1, -7]], dtype=np.int64)
+    result = compile_model("reduce_int64.onnx", model=model)
+    build = build_host(result.files, result.graph, result.prefix, str(tmp_path),
+                       sanitize=True, opt="-O1")
+    s, m = run_host(build, [data])
+    np.testing.assert_array_equal(s, data.sum(axis=1))  # numpy wraps
+    wrapped = data.sum(axis=1)
+    trunc = [(abs(int(v)) // 3) * (1 if v >= 0 else -1) for v in wrapped]  # C truncates
+    np.testing.assert_array_equal(m, trunc)

@@ -88,18 +88,23 @@ def reduce(ctx, node):
         acc_t, init, step, result = _accumulator(node.op, dt)
         return Kernel("reduce.c.j2", dict(x=x, y=y, acc_t=acc_t, init=init, step=step,
                                           result=result, **geometry), [x.name, y.name])
-    # integer sums accumulate in 64 bits (wrapping to the output type like numpy at the end)
+    # integer sums accumulate in uint64_t, wrapping (no signed overflow), converted to the
+    # output type like numpy at the end (a signed mean divides the two's-complement sum)
     acc_t = dt.c_type if dt.is_float or dt == DType.BOOL or node.op == "ReduceMax" else (
-        "int64_t" if dt.is_signed else "uint64_t")
+        "uint64_t")
     result = f"({dt.c_type})acc" if acc_t != dt.c_type else "acc"
+    wide = "(int64_t)acc" if acc_t == "uint64_t" and dt.is_signed else "acc"
     if node.op == "ReduceMax":
         init = c_literal(lowest_value(dt.np_dtype), dt)
         step = "if (v > acc || v != v) acc = v;" if dt.is_float else "if (v > acc) acc = v;"
     else:
-        init, step = "0", "acc += v;"
+        init, step = "0", "acc += (uint64_t)v;" if acc_t == "uint64_t" else "acc += v;"
         if node.op == "ReduceMean":
             if count == 0:
                 result = "NAN" if dt.is_float else "0"
+            elif acc_t == "uint64_t":
+                mean = f"{wide} / ({'int64_t' if dt.is_signed else 'uint64_t'}){count}"
+                result = f"({dt.c_type})({mean})"
             else:
                 result = f"acc / ({acc_t}){count}"
     return Kernel("reduce.c.j2", dict(x=x, y=y, acc_t=acc_t, init=init, step=step,

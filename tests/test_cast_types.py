@@ -6,7 +6,6 @@ ASan/UBSan builds; and a float16 model computed in float32 between its casts."""
 import ml_dtypes
 import numpy as np
 import onnx
-import pytest
 from onnx import TensorProto, helper
 from onnx.reference.ops.op_cast import cast_to
 

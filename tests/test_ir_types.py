@@ -5,7 +5,7 @@ import pytest
 from onnx import TensorProto
 
 from edgecc.ir import DType, Graph, Node, TensorType
-from edgecc.ir.ops.elementwise import CastAttrs
+from edgecc.ir.ops.cast import CastAttrs
 from edgecc.passes.memory_plan import plan_memory
 
 

@@ -44,9 +44,16 @@ class LowerCtx:
         return UnsupportedError(f"{self.origin.describe()}: {message}")
 
     def attr(self, name: str, default=None):
+        """The node's attribute ``name`` (string attributes as str, lists of them as lists of
+        str), or ``default``."""
         for a in self.node.attribute:
             if a.name == name:
-                return helper.get_attribute_value(a)
+                value = helper.get_attribute_value(a)
+                if isinstance(value, bytes):
+                    return value.decode()
+                if isinstance(value, list) and value and isinstance(value[0], bytes):
+                    return [v.decode() for v in value]
+                return value
         return default
 
     def inputs(self) -> list:
@@ -211,11 +218,7 @@ def lower_model(model: onnx.ModelProto, label: str, user_opset: int = 0) -> Grap
     _check_supported(model, label, ctx)
     for node in g.node:
         ctx.node = node
-        entry = registry.LOWERINGS.get(lowering_key(node))
-        if entry is None:
-            if node.domain not in DEFAULT_DOMAINS + (CONTRIB_DOMAIN,):
-                raise ctx.error(f"unsupported op domain '{node.domain}'")
-            raise ctx.error("unsupported op")
+        entry = registry.LOWERINGS[lowering_key(node)]  # _check_supported: every op has one
         for pos in entry.const_inputs:
             name = ctx.input(pos)
             if name and name not in graph.constants and ctx.materialize(name) is None:

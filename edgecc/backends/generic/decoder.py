@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir import DType
 from ..codegen import c_literal
 from ..kernels import Kernel, kernel
-
-
-def _fn(dtype: DType, name: str) -> str:
-    """The C math function of the tensor's type: expf on float, exp on double."""
-    return name + "f" if dtype == DType.FLOAT32 else name
+from .elementwise import math_fn
 
 
 @kernel("LinearAttention")
@@ -36,7 +31,7 @@ def linear_attention(ctx, node):
         B=B, T=T, Hq=a.q_heads, Hkv=a.kv_heads, group=a.q_heads // a.kv_heads, Dk=Dk, Dv=Dv,
         decay_len=decay.shape[2] if decay else 0, per_key=a.decay_per_key,
         beta_len=beta.shape[2] if beta else 0, scale=c_literal(a.scale, q.dtype),
-        exp=_fn(q.dtype, "exp")), args)
+        exp=math_fn(q.dtype, "exp")), args)
 
 
 @kernel("CausalConvWithState")
@@ -51,7 +46,7 @@ def causal_conv(ctx, node):
     args = [t.name for t in (x, w, bias, past, y, present) if t is not None]
     return Kernel("decoder_causal_conv.c.j2", dict(
         x=x, w=w, bias=bias, past=past, y=y, present=present, B=B, C=C, L=L, K=K,
-        silu=node.attrs.silu, one=c_literal(1.0, x.dtype), exp=_fn(x.dtype, "exp")), args)
+        silu=node.attrs.silu, one=c_literal(1.0, x.dtype), exp=math_fn(x.dtype, "exp")), args)
 
 
 @kernel("TensorScatter")

@@ -12,7 +12,7 @@ from ..codegen import c_literal
 from ..kernels import Kernel, broadcast_strides, collapse_loops, kernel
 
 
-def _fn(dtype: DType, name: str) -> str:
+def math_fn(dtype: DType, name: str) -> str:
     """C math function for the element type: expf for float, exp for double."""
     return name + ("f" if dtype == DType.FLOAT32 else "")
 
@@ -77,7 +77,7 @@ def activation_expr(kind: str, v: str, dtype: DType, alpha=0.0, beta=0.0,
     """C expression of activation ``kind`` applied to the expression ``v``."""
     lit = lambda x: c_literal(x, dtype)  # noqa: E731
     one, zero, half = lit(1.0), lit(0.0), lit(0.5)
-    f = lambda name: _fn(dtype, name)  # noqa: E731
+    f = lambda name: math_fn(dtype, name)  # noqa: E731
     if kind == "Clip":
         return clip_expr(v, dtype, alpha, beta)
     if not dtype.is_float:
@@ -133,7 +133,7 @@ def activation_expr(kind: str, v: str, dtype: DType, alpha=0.0, beta=0.0,
 
 def softplus_expr(v: str, dtype: DType) -> str:
     """log(1 + exp(v)) without overflow (v + log1p(exp(-v)) for v > 0); NaN stays NaN."""
-    f = lambda name: _fn(dtype, name)  # noqa: E731
+    f = lambda name: math_fn(dtype, name)  # noqa: E731
     zero = c_literal(0.0, dtype)
     log1p, exp = f("log1p"), f("exp")
     return f"({v} > {zero} ? {v} + {log1p}({exp}(-{v})) : {log1p}({exp}({v})))"
@@ -143,7 +143,7 @@ def _math_expr(kind: str, v: str, dtype: DType, alpha, beta):
     """C expression of the float unary ops added with the operator coverage work (Selu, Celu,
     Softplus, Mish, Swish, ThresholdedRelu, Shrink, Sign, Reciprocal, Round), or None."""
     lit = lambda x: c_literal(x, dtype)  # noqa: E731
-    f = lambda name: _fn(dtype, name)  # noqa: E731
+    f = lambda name: math_fn(dtype, name)  # noqa: E731
     one, zero, half = lit(1.0), lit(0.0), lit(0.5)
     if kind == "Selu":  # gamma (beta) * (v > 0 ? v : alpha e^v - alpha), as onnxruntime
         a = lit(alpha)
@@ -199,7 +199,7 @@ def binary_expr(op: str, a: str, b: str, dtype: DType, out_dtype: DType, b_dtype
     t = dtype.c_type
     if op == "Pow":
         if dtype.is_float:
-            return [], f"{_fn(dtype, 'pow')}({a}, ({t}){b})"
+            return [], f"{math_fn(dtype, 'pow')}({a}, ({t}){b})"
         if b_dtype.is_float:
             # integer base, float exponent: compute in double, convert back saturating
             return ([f"const double p = pow((double){a}, (double){b});"],

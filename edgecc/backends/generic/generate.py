@@ -11,15 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir import DType
 from ...ir.ops.generate import col2im_table
 from ..kernels import Kernel, broadcast_strides, kernel
+from .elementwise import unsigned_ctype
 from .movement import copy_block, strided_copy
-
-
-def _unsigned(dtype: DType) -> str:
-    """The unsigned type integer arithmetic of ``dtype`` wraps in (never narrower than int)."""
-    return "uint64_t" if dtype.itemsize == 8 else "uint32_t"
 
 
 def _outer_inner(shape, axis: int):
@@ -81,7 +76,7 @@ def cumulative(ctx, node):
     x, y = ctx.view(node.inputs[0]), ctx.view(node.outputs[0])
     a = node.attrs
     outer, n, inner = _outer_inner(x.shape, a.axis)
-    acc = x.ctype if x.dtype.is_float else _unsigned(x.dtype)
+    acc = x.ctype if x.dtype.is_float else unsigned_ctype(x.dtype)
     product = node.op == "CumProd"
     step = f"acc = acc {'*' if product else '+'} " + \
         ("x[at]" if x.dtype.is_float else f"({acc})x[at]")
@@ -118,7 +113,7 @@ def col2im(ctx, node):
     if x.dtype.is_float:
         add = "y[c * {img} + at] += x[c * {rows} + r]"
     else:
-        u = _unsigned(x.dtype)
+        u = unsigned_ctype(x.dtype)
         add = (f"y[c * {{img}} + at] = ({x.ctype})(({u})y[c * {{img}} + at] + "
                f"({u})x[c * {{rows}} + r])")
     return Kernel("generate_col2im.c.j2",

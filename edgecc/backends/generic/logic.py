@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ...ir import DType
 from ..kernels import Kernel, broadcast_strides, collapse_loops, kernel
-from .elementwise import _fn, unsigned_ctype
+from .elementwise import math_fn, unsigned_ctype
 
 COMPARE = {"Equal": "==", "Less": "<", "Greater": ">", "LessOrEqual": "<=",
            "GreaterOrEqual": ">="}
@@ -25,13 +25,13 @@ def _mod(a: str, b: str, dtype: DType, fmod: bool):
     t = dtype.c_type
     if dtype.is_float:
         if fmod:
-            return [], f"{_fn(dtype, 'fmod')}({a}, {b})"
+            return [], f"{math_fn(dtype, 'fmod')}({a}, {b})"
         # numpy's mod: C's fmod, moved into the divisor's sign; a zero result takes the
         # divisor's sign; x mod 0, Inf mod y and NaN stay NaN (fmod's).
         zero = "0.0f" if dtype == DType.FLOAT32 else "0.0"
-        return ([f"const {t} r = {_fn(dtype, 'fmod')}({a}, {b});"],
+        return ([f"const {t} r = {math_fn(dtype, 'fmod')}({a}, {b});"],
                 f"(r != {zero} ? (({b} < {zero}) != (r < {zero}) ? r + {b} : r) "
-                f": {_fn(dtype, 'copysign')}({zero}, {b}))")
+                f": {math_fn(dtype, 'copysign')}({zero}, {b}))")
     if not dtype.is_signed:
         return [], f"({b} == 0 ? ({t})0 : ({t})({a} % {b}))"
     pre = [f"const {t} r = ({b} == 0 || {b} == -1) ? ({t})0 : ({t})({a} % {b});"]

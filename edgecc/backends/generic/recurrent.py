@@ -10,13 +10,13 @@ from ...ir import DType
 from ...ir.ops.recurrent import GATES, roles
 from ..codegen import c_literal
 from ..kernels import Kernel, kernel
-from .elementwise import activation_expr
+from .elementwise import activation_expr, math_fn
 
 
 def _fn_expr(fn, v: str, dtype: DType) -> str:
     """C expression of one activation applied to the variable ``v``."""
     lit = lambda x: c_literal(x, dtype)  # noqa: E731
-    f = lambda name: name + ("f" if dtype == DType.FLOAT32 else "")  # noqa: E731
+    f = lambda name: math_fn(dtype, name)  # noqa: E731
     if fn.kind == "Affine":
         return f"({lit(fn.alpha)} * {v} + {lit(fn.beta)})"
     if fn.kind == "ThresholdedRelu":

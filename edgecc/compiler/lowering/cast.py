@@ -72,7 +72,6 @@ def emit_cast(ctx, x: str, y: str, dtype: DType, saturate=True, round_mode="up")
 
 def _round_mode(ctx) -> str:
     mode = ctx.attr("round_mode", "up")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode not in ("up", "down", "nearest"):
         raise ctx.error(f"round_mode '{mode}' is not supported")
     return mode

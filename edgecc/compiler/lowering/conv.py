@@ -7,8 +7,7 @@ from ..registry import lowering
 
 def explicit_pads(ctx, in_sp, out_sp, kernel, strides, dilations):
     """Pads (begins, then ends) with auto_pad resolved, as ONNX defines SAME_UPPER/LOWER."""
-    mode = ctx.attr("auto_pad", b"NOTSET")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = ctx.attr("auto_pad", "NOTSET")
     nsp = len(kernel)
     if mode == "NOTSET":
         return tuple(int(p) for p in ctx.attr("pads", [0] * (2 * nsp)))
@@ -56,8 +55,7 @@ def _transpose_pads(ctx, in_sp, out_sp, kernel, strides, dilations, out_pad):
     (output larger than full) pads nothing: the extra elements at the end get only the bias.
     """
     nsp = len(kernel)
-    mode = ctx.attr("auto_pad", b"NOTSET")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = ctx.attr("auto_pad", "NOTSET")
     explicit = ctx.attr("pads", None)
     if ctx.attr("output_shape", None) is None and mode not in ("SAME_UPPER", "SAME_LOWER"):
         pads = tuple(int(p) for p in (explicit if explicit is not None else [0] * 2 * nsp))

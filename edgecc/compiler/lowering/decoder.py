@@ -44,8 +44,7 @@ def _float_inputs(ctx, names, op: str):
 def lower_linear_attention(ctx, node):
     q, k, v, past, decay, beta = (ctx.input(i) for i in range(6))
     _float_inputs(ctx, [q, k, v, past, decay, beta], "LinearAttention")
-    rule = ctx.attr("update_rule", b"gated_delta")
-    rule = rule.decode() if isinstance(rule, bytes) else rule
+    rule = ctx.attr("update_rule", "gated_delta")
     if rule not in ("linear", "gated", "delta", "gated_delta"):
         raise ctx.error(f"update_rule '{rule}' is not supported")
     gated, delta = rule in ("gated", "gated_delta"), rule in ("delta", "gated_delta")
@@ -87,8 +86,7 @@ def lower_linear_attention(ctx, node):
 def lower_causal_conv(ctx, node):
     x, w, bias, past = (ctx.input(i) for i in range(4))
     _float_inputs(ctx, [x, w, bias, past], "CausalConvWithState")
-    act = ctx.attr("activation", b"none")
-    act = act.decode() if isinstance(act, bytes) else act
+    act = ctx.attr("activation", "none")
     if act not in ("none", "silu", "swish"):
         raise ctx.error(f"activation '{act}' is not supported")
     xt, wt = ctx.type(x), ctx.type(w)
@@ -114,8 +112,7 @@ def lower_tensor_scatter(ctx, node):
     ct, ut = ctx.type(cache), ctx.type(update)
     axis = int(ctx.attr("axis", -2))
     axis = axis + ct.rank if axis < 0 else axis
-    mode = ctx.attr("mode", b"linear")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = ctx.attr("mode", "linear")
     if mode not in ("linear", "circular"):
         raise ctx.error(f"mode '{mode}' is not supported")
     if not 1 <= axis < ct.rank:

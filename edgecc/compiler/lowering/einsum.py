@@ -95,7 +95,6 @@ def lower_einsum(ctx, node):
     equation = ctx.attr("equation")
     if equation is None:
         raise ctx.error("equation is required")
-    equation = equation.decode() if isinstance(equation, bytes) else equation
     types = [ctx.type(i) for i in node.input]
     if not types:
         raise ctx.error("Einsum needs at least one input")

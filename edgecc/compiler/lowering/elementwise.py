@@ -1,4 +1,5 @@
-"""Pointwise ops: unary activations and math, Cast, Identity/Dropout, broadcasting binaries.
+"""Pointwise ops: unary activations and math, Identity/Dropout, broadcasting binaries (Cast:
+cast.py).
 
 This module is also the template op (copy it to add one): a lowering registered with
 ``@lowering``, IR facts with ``ir_op`` (numpy reference for constant folding, elementwise
@@ -8,8 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...ir import DType, TensorType, UnaryAttrs
-from ...ir.ops.cast import CastAttrs  # noqa: F401  (lowering/qlinear.py imports it from here)
+from ...ir import TensorType, UnaryAttrs
 from ...ir.ops.elementwise import UNARY_ATTR_FIELDS, UNARY_DEFAULTS, UNARY_INTEGER
 from ..registry import lowering
 
@@ -19,7 +19,7 @@ def lower_unary(ctx, node):
     defaults = UNARY_DEFAULTS[node.op_type]
     fields = UNARY_ATTR_FIELDS.get(node.op_type, {})
     values = {fields.get(k, k): ctx.attr(k, v) for k, v in defaults.items()}
-    attrs = UnaryAttrs(**{k: v.decode() if isinstance(v, bytes) else v for k, v in values.items()})
+    attrs = UnaryAttrs(**values)
     x_type = ctx.type(node.input[0])
     dtype = x_type.dtype
     integer = dtype.np_dtype.kind in "iu" and not dtype.packed

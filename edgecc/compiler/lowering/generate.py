@@ -121,7 +121,6 @@ def lower_tile(ctx, node):
 
 def _mode(ctx, default: str = "DCR") -> str:
     mode = ctx.attr("mode", default)
-    mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode not in ("DCR", "CRD"):
         raise ctx.error(f"mode '{mode}' is not DCR or CRD")
     return mode

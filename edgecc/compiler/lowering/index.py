@@ -21,11 +21,6 @@ _INDEX_TYPES = (DType.INT32, DType.INT64)
 _REDUCTIONS = ("none", "add", "mul", "max", "min")
 
 
-def _attr_str(ctx, name: str, default: str) -> str:
-    value = ctx.attr(name, default)
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _index_type(ctx, name: str) -> TensorType:
     t = ctx.type(name)
     if t.dtype not in _INDEX_TYPES:
@@ -115,6 +110,17 @@ def lower_topk(ctx, node):
              TopKAttrs(axis, k, bool(ctx.attr("largest", 1))), types=types)
 
 
+def _elements_axis(ctx, op: str, x_t, i_t, indices: str) -> int:
+    """The axis of GatherElements/ScatterElements; the indices fit the data off that axis
+    and, when constant, on it."""
+    axis = norm_axis(ctx, ctx.attr("axis", 0), x_t.rank)
+    if any(i > d for k, (i, d) in enumerate(zip(i_t.shape, x_t.shape)) if k != axis):
+        raise ctx.error(f"{op} indices shape {list(i_t.shape)} exceeds data shape "
+                        f"{list(x_t.shape)} off axis {axis}")
+    _check_const_indices(ctx, indices, x_t.shape[axis])
+    return axis
+
+
 @lowering("GatherElements")
 def lower_gather_elements(ctx, node):
     data, indices = node.input[0], node.input[1]
@@ -122,11 +128,7 @@ def lower_gather_elements(ctx, node):
     if x_t.rank == 0 or i_t.rank != x_t.rank:
         raise ctx.error(f"GatherElements needs data and indices of the same rank >= 1, not "
                         f"{x_t.rank} and {i_t.rank}")
-    axis = norm_axis(ctx, ctx.attr("axis", 0), x_t.rank)
-    if any(i > d for k, (i, d) in enumerate(zip(i_t.shape, x_t.shape)) if k != axis):
-        raise ctx.error(f"GatherElements indices shape {list(i_t.shape)} exceeds data shape "
-                        f"{list(x_t.shape)} off axis {axis}")
-    _check_const_indices(ctx, indices, x_t.shape[axis])
+    axis = _elements_axis(ctx, "GatherElements", x_t, i_t, indices)
     if x_t.shape[axis] == 0 and i_t.numel:
         raise ctx.error(f"GatherElements from an empty axis {axis}")
     emit_or_fold(ctx, "GatherElements", [data, indices], node.output[0], AxisAttrs(axis),
@@ -134,7 +136,7 @@ def lower_gather_elements(ctx, node):
 
 
 def _reduction(ctx, dtype: DType) -> str:
-    reduction = _attr_str(ctx, "reduction", "none")
+    reduction = ctx.attr("reduction", "none")
     if reduction not in _REDUCTIONS:
         raise ctx.error(f"unknown reduction '{reduction}'")
     if reduction != "none" and dtype == DType.BOOL:
@@ -149,11 +151,7 @@ def lower_scatter_elements(ctx, node):
     if x_t.rank == 0 or i_t.rank != x_t.rank or u_t.shape != i_t.shape:
         raise ctx.error(f"{node.op_type} needs data, indices and updates of one rank >= 1 "
                         f"and indices shaped as updates")
-    axis = norm_axis(ctx, ctx.attr("axis", 0), x_t.rank)
-    if any(i > d for k, (i, d) in enumerate(zip(i_t.shape, x_t.shape)) if k != axis):
-        raise ctx.error(f"{node.op_type} indices shape {list(i_t.shape)} exceeds data shape "
-                        f"{list(x_t.shape)} off axis {axis}")
-    _check_const_indices(ctx, indices, x_t.shape[axis])
+    axis = _elements_axis(ctx, node.op_type, x_t, i_t, indices)
     attrs = ScatterAttrs(axis, _reduction(ctx, x_t.dtype))
     emit_or_fold(ctx, "ScatterElements", [data, indices, updates], node.output[0], attrs, x_t)
 

@@ -51,8 +51,7 @@ def lower_bitwise(ctx, node):
 
 @lowering("BitShift")
 def lower_bitshift(ctx, node):
-    direction = ctx.attr("direction", b"")
-    direction = direction.decode() if isinstance(direction, bytes) else direction
+    direction = ctx.attr("direction", "")
     if direction not in ("LEFT", "RIGHT"):
         raise ctx.error(f"direction must be LEFT or RIGHT, not '{direction}'")
     _binary(ctx, node, "integer", BitShiftAttrs(left=direction == "LEFT"))

@@ -26,8 +26,7 @@ def lower_loss(ctx, node):
     if weight and (ctx.type(weight).shape != (xt.shape[1],)
                    or ctx.type(weight).dtype != xt.dtype):
         raise ctx.error(f"weight must be {xt.dtype.name.lower()}[{xt.shape[1]}]")
-    reduction = ctx.attr("reduction", b"mean")
-    reduction = reduction.decode() if isinstance(reduction, bytes) else reduction
+    reduction = ctx.attr("reduction", "mean")
     if reduction not in ("none", "sum", "mean"):
         raise ctx.error(f"reduction '{reduction}' is not supported")
     ignore = ctx.attr("ignore_index", None)

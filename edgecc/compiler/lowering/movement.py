@@ -154,7 +154,6 @@ def lower_pad(ctx, node):
     x_type = ctx.type(node.input[0])
     rank = x_type.rank
     mode = ctx.attr("mode", "constant")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode not in ("constant", "edge", "reflect", "wrap"):
         raise ctx.error(f"Pad mode '{mode}' is not supported")
     if ctx.opset < 11:

@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...ir import DType, QuantParams, TensorType, UnaryAttrs
+from ...ir.ops.cast import CastAttrs
 from ..registry import lowering
 from .conv import ConvAttrs, explicit_pads
-from .elementwise import CastAttrs
 from .gemm import GemmAttrs, MatMulAttrs
 from .movement import ConcatAttrs, norm_axis
 from .pool import PoolAttrs

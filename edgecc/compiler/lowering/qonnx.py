@@ -20,8 +20,7 @@ from ..registry import lowering
 
 
 def _rounding(ctx, default: str) -> str:
-    rounding = ctx.attr("rounding_mode", default)
-    rounding = (rounding.decode() if isinstance(rounding, bytes) else rounding).upper()
+    rounding = ctx.attr("rounding_mode", default).upper()
     if rounding not in ROUNDING:
         raise ctx.error(f"rounding mode '{rounding}' (supported: {', '.join(ROUNDING)})")
     return rounding

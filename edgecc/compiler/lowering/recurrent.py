@@ -24,13 +24,9 @@ from .quantize_linear import dequantize_constant
 _BY_LOWER = {name.lower(): name for name in ACTIVATIONS}
 
 
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _activations(ctx, op: str, directions: int):
     """The GateFn of every function of every direction, from the node's attributes."""
-    names = [_text(n) for n in (ctx.attr("activations") or [])]
+    names = list(ctx.attr("activations", []))
     per = len(DEFAULT_ACTIVATIONS[op])
     if not names:
         names = list(DEFAULT_ACTIVATIONS[op]) * directions
@@ -56,7 +52,7 @@ def _activations(ctx, op: str, directions: int):
 
 
 def _attrs(ctx, op: str, node) -> RecurrentAttrs:
-    direction = _text(ctx.attr("direction", "forward"))
+    direction = ctx.attr("direction", "forward")
     if direction not in ("forward", "reverse", "bidirectional"):
         raise ctx.error(f"direction '{direction}' is not forward, reverse or bidirectional")
     layout = int(ctx.attr("layout", 0))

@@ -28,12 +28,6 @@ def _const_vector(ctx, i: int, what: str):
     return np.asarray(value).reshape(-1)
 
 
-def _text(value, default: str) -> str:
-    if value is None:
-        return default
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 @lowering("Resize", const_inputs=(1, 2, 3))
 def lower_resize(ctx, node):
     """Resize; also Upsample (opset 7-9, the form of Resize-10: X and scales; onnx's version
@@ -47,15 +41,15 @@ def lower_resize(ctx, node):
         roi = _const_vector(ctx, 1, "roi")
         scales = _const_vector(ctx, 2, "scales")
         sizes = _const_vector(ctx, 3, "sizes")
-    coord = _text(ctx.attr("coordinate_transformation_mode"), "half_pixel")
-    nearest = _text(ctx.attr("nearest_mode"), "round_prefer_floor")
+    coord = ctx.attr("coordinate_transformation_mode", "half_pixel")
+    nearest = ctx.attr("nearest_mode", "round_prefer_floor")
     if min(ctx.opset, getattr(ctx, "user_opset", ctx.opset)) < 11:
         # Resize-10 (also after onnx's version converter, which keeps the opset-10 attributes
         # and so silently changes the meaning) maps coordinates as asymmetric, and rounds
         # nearest like Upsample: truncate when upsampling, ceil when downsampling
         # (onnxruntime's behaviour).
         coord, nearest = "asymmetric", "simple"
-    mode = _text(ctx.attr("mode"), "nearest")
+    mode = ctx.attr("mode", "nearest")
     if mode not in ("nearest", "linear", "cubic"):
         raise ctx.error(f"Resize mode '{mode}' is not supported")
     if x_t.dtype == DType.BOOL and mode != "nearest":
@@ -70,7 +64,7 @@ def lower_resize(ctx, node):
             raise ctx.error(f"sizes has {len(sizes)} values for {len(axes)} axes")
         for ax, s in zip(axes, sizes):
             full_scale[ax], out[ax] = int(s) / x_t.shape[ax], int(s)
-        policy = _text(ctx.attr("keep_aspect_ratio_policy"), "stretch")
+        policy = ctx.attr("keep_aspect_ratio_policy", "stretch")
         if policy != "stretch":
             pick = min if policy == "not_larger" else max
             s = pick(full_scale[ax] for ax in axes)

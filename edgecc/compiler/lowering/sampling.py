@@ -8,16 +8,11 @@ _MODES = {"bilinear": "linear", "bicubic": "cubic", "linear": "linear", "cubic":
           "nearest": "nearest"}
 
 
-def _text(value, default: str) -> str:
-    return default if value is None else (value.decode() if isinstance(value, bytes)
-                                          else str(value))
-
-
 @lowering("GridSample")
 def lower_grid_sample(ctx, node):
     x_t, g_t = ctx.type(node.input[0]), ctx.type(node.input[1])
-    mode = _text(ctx.attr("mode"), "linear" if ctx.opset >= 20 else "bilinear")
-    padding = _text(ctx.attr("padding_mode"), "zeros")
+    mode = ctx.attr("mode", "linear" if ctx.opset >= 20 else "bilinear")
+    padding = ctx.attr("padding_mode", "zeros")
     if mode not in _MODES:
         raise ctx.error(f"GridSample mode '{mode}' is not supported")
     if padding not in ("zeros", "border", "reflection"):

@@ -22,11 +22,6 @@ def _float(ctx, name, what):
     return t
 
 
-def _text(value, default: str) -> str:
-    return default if value is None else (value.decode() if isinstance(value, bytes)
-                                          else str(value))
-
-
 @lowering("AffineGrid", const_inputs=(1,))
 def lower_affine_grid(ctx, node):
     theta_t = _float(ctx, node.input[0], "theta")
@@ -52,11 +47,11 @@ def lower_roi_align(ctx, node):
                         f"and {list(r_t.shape)}")
     if b_t.dtype not in (DType.INT64, DType.INT32) or b_t.shape != (r_t.shape[0],):
         raise ctx.error(f"RoiAlign batch_indices must be int64 of shape ({r_t.shape[0]},)")
-    mode = _text(ctx.attr("mode"), "avg")
+    mode = ctx.attr("mode", "avg")
     if mode not in ("avg", "max"):
         raise ctx.error(f"RoiAlign mode '{mode}' is not supported")
-    ctm = _text(ctx.attr("coordinate_transformation_mode"),
-                "half_pixel" if ctx.opset >= 16 else "output_half_pixel")
+    ctm = ctx.attr("coordinate_transformation_mode",
+                   "half_pixel" if ctx.opset >= 16 else "output_half_pixel")
     if ctm not in ("half_pixel", "output_half_pixel"):
         raise ctx.error(f"RoiAlign coordinate_transformation_mode '{ctm}' is not supported")
     oh, ow = int(ctx.attr("output_height", 1)), int(ctx.attr("output_width", 1))

@@ -1,15 +1,13 @@
-"""IR ops: pointwise ops: unary activations and math, Cast, broadcasting binaries.
+"""IR ops: pointwise ops: unary activations and math, broadcasting binaries (Cast: cast.py).
 
 Their attribute records and facts (numpy reference for constant folding, MACs, in-place
 and alias behaviour); the ONNX lowerings are in compiler/lowering/elementwise.py."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-from .. import DType
 from ..registry import ir_op
 
 
@@ -112,9 +110,6 @@ UNARY_DEFAULTS = {op: d for op, (d, _, _) in UNARY.items() if d is not None}
 
 for _op, (_, _fn, _act) in UNARY.items():
     ir_op(_op, elementwise=True, pointwise=_fn, activation=_act)
-
-
-from .cast import CastAttrs  # noqa: E402,F401  (Cast is declared in ir/ops/cast.py)
 
 
 ir_op("Identity", reference=lambda n, xs: [xs[0]], quant="shared")

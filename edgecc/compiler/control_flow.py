@@ -233,12 +233,9 @@ def _unroll_scan(node, shapes) -> Optional[tuple]:
     for out, v in zip(node.output, states):
         _identity(v, out, nodes)
     for j, (out, parts) in enumerate(zip(node.output[n_state:], outs_per_step)):
-        rank = None
         axis = out_axes[j]
         if axis < 0:  # relative to the stacked output's rank: the body output's rank + 1
-            probe = [v for v in body.output[n_state + j].type.tensor_type.shape.dim]
-            rank = len(probe) + 1
-            axis += rank
+            axis += len(body.output[n_state + j].type.tensor_type.shape.dim) + 1
         _stack(parts[::-1] if out_dirs[j] else parts, axis, out, f"{prefix}out{j}__", nodes,
                inits)
     return nodes, inits
@@ -247,7 +244,7 @@ def _unroll_scan(node, shapes) -> Optional[tuple]:
 def unroll_once(model: onnx.ModelProto, values: Dict[str, np.ndarray],
                 shapes: Dict[str, tuple]) -> bool:
     """Unroll every top-level If/Loop/Scan that can be; True if any was."""
-    from .loader import DEFAULT_DOMAINS
+    from .loader import DEFAULT_DOMAINS, model_opset
     g = model.graph
     kept, changed = [], False
     for node in g.node:
@@ -259,7 +256,7 @@ def unroll_once(model: onnx.ModelProto, values: Dict[str, np.ndarray],
                 done = _unroll_loop(node, values)
             elif node.op_type == "Scan" and _attr(node, "num_scan_inputs") is not None \
                     and not any(a.name == "directions" for a in node.attribute) \
-                    and _opset(model) >= 9:
+                    and model_opset(model) >= 9:
                 done = _unroll_scan(node, shapes)
         if done is None:
             kept.append(node)
@@ -272,8 +269,3 @@ def unroll_once(model: onnx.ModelProto, values: Dict[str, np.ndarray],
         del g.node[:]
         g.node.extend(kept)
     return changed
-
-
-def _opset(model) -> int:
-    from .loader import model_opset
-    return model_opset(model)
